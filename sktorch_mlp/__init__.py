@@ -1,0 +1,7 @@
+"""A scikit-learn compatible multi-layer perceptron regressor, trained with PyTorch through skorch."""
+
+from ._regressor import TorchMLPRegressor
+
+__version__ = "0.1.0"
+
+__all__ = ["TorchMLPRegressor", "__version__"]

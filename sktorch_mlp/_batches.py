@@ -1,0 +1,75 @@
+"""Mini-batches sliced from tensors that already live on the training device.
+
+Tabular batches are tiny, so a ``DataLoader`` that collates each batch from
+single rows costs more than the arithmetic. :class:`TensorBatches` is a drop-in
+for skorch's ``iterator_train``/``iterator_valid``: it moves the whole float32
+dataset to the device once and yields slices of it.
+"""
+
+import math
+
+import numpy as np
+import torch
+
+
+def as_tensor(array):
+    """View a float32 numpy array as a CPU tensor, copying only if it must."""
+    if isinstance(array, torch.Tensor):
+        return array
+    # torch refuses to share memory with read-only arrays (e.g. memory maps).
+    return torch.from_numpy(np.require(array, requirements=["C_CONTIGUOUS", "WRITEABLE"]))
+
+
+def place_on_device(tensor, device):
+    """Move ``tensor`` to ``device``, keeping it on the host if the device is full.
+
+    When the data set does not fit in GPU memory it stays in pinned host memory
+    and each batch is copied over asynchronously as it is needed.
+    """
+    device = torch.device(device)
+    if tensor.device == device:
+        return tensor
+    try:
+        return tensor.to(device)
+    except torch.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        return tensor.pin_memory() if torch.cuda.is_available() else tensor
+
+
+class TensorBatches:
+    """Iterate over a skorch ``Dataset`` in mini-batches, without a ``DataLoader``.
+
+    Parameters
+    ----------
+    dataset : skorch.dataset.Dataset
+        Holds ``X`` (float32, 2-D) and ``y`` (float32, 2-D, or None at prediction).
+    batch_size : int
+        Rows per batch; the last batch holds the remainder.
+    shuffle : bool, default=False
+        Draw a new permutation at every pass (one per epoch), from torch's
+        global generator, so every sample is seen exactly once per epoch.
+    device : str or torch.device, default="cpu"
+        Where batches are yielded.
+    """
+
+    def __init__(self, dataset, batch_size, shuffle=False, device="cpu"):
+        self.device = torch.device(device)
+        self.X = place_on_device(as_tensor(dataset.X), self.device)
+        self.y = None if dataset.y is None else place_on_device(as_tensor(dataset.y), self.device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+
+    def __len__(self):
+        return math.ceil(len(self.X) / self.batch_size)
+
+    def __iter__(self):
+        n_samples = len(self.X)
+        order = torch.randperm(n_samples, device=self.X.device) if self.shuffle else None
+        for start in range(0, n_samples, self.batch_size):
+            stop = min(start + self.batch_size, n_samples)
+            rows = slice(start, stop) if order is None else order[start:stop]
+            yield self._to_device(self.X[rows]), (None if self.y is None else self._to_device(self.y[rows]))
+
+    def _to_device(self, batch):
+        # A no-op when the data fits on the device; otherwise an async host-to-device copy.
+        return batch.to(self.device, non_blocking=True)

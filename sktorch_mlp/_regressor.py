@@ -1,0 +1,357 @@
+"""The scikit-learn facade: parameters, input validation and fitted attributes.
+
+Training itself is delegated to a skorch net (see ``_engine.py``), which is built
+in ``fit`` and kept as the fitted attribute ``net_``.
+"""
+
+from contextlib import contextmanager
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._device import DeviceName, resolve_device
+from ._engine import build_net
+from ._seeding import seeded_torch_rng
+
+_SPARSE_FORMATS = ("csr", "csc", "coo")
+
+
+class TorchMLPRegressor(RegressorMixin, BaseEstimator):
+    """Multi-layer perceptron regressor trained with PyTorch, usable like any scikit-learn regressor.
+
+    The network is a stack of ``Linear -> ReLU -> Dropout`` blocks followed by a
+    linear output layer. Weights start small and random (Kaiming normal),
+    biases at zero. Training minimizes the mean squared error (MSE) with Adam,
+    over epochs of shuffled mini-batches, on a GPU when one is available.
+
+    Targets are standardized internally (each output column to zero mean and unit
+    variance) and predictions are mapped back, so targets in dollars train as
+    well as targets near one. Inputs are used as given: scale them, for example
+    with :class:`~sklearn.preprocessing.StandardScaler` in a
+    :class:`~sklearn.pipeline.Pipeline`.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : int or tuple of int, default=(256, 256)
+        Width of each hidden layer, from input to output. An int means one
+        hidden layer; an empty tuple gives a linear model.
+
+    dropout : float in [0, 1), default=0.1
+        Probability of zeroing each hidden unit while training, which
+        regularizes the network. Dropout is off at prediction time.
+
+    lr : float > 0, default=1e-3
+        Learning rate of the Adam optimizer.
+
+    weight_decay : float >= 0, default=0.0
+        L2 penalty added by Adam to every weight and bias update.
+
+    batch_size : int >= 1, default=128
+        Number of samples per mini-batch; one optimizer step per batch. Values
+        between 16 and 256 suit most tabular data sets.
+
+    max_epochs : int >= 1, default=200
+        Maximum number of passes over the training data.
+
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the training data, stop when the
+        validation loss has not improved by ``tol`` for ``n_iter_no_change``
+        epochs, and keep the weights of the best epoch. If False, train for
+        ``max_epochs`` on all the data.
+
+    validation_fraction : float in (0, 1), default=0.1
+        Fraction of the training data held out for early stopping. Only used if
+        ``early_stopping=True``.
+
+    n_iter_no_change : int >= 1, default=10
+        Number of epochs without improvement before training stops. Only used
+        if ``early_stopping=True``.
+
+    tol : float >= 0, default=1e-4
+        Minimum decrease of the validation loss (MSE of the standardized
+        target) that counts as an improvement. Only used if
+        ``early_stopping=True``.
+
+    device : {"auto", "cpu", "cuda"} or "cuda:N", default="auto"
+        Where to train and predict. "auto" uses the first GPU when
+        ``torch.cuda.is_available()``, else the CPU. A fitted model loads and
+        predicts on a machine without a GPU whatever device trained it.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialization, the validation split, shuffling and
+        dropout. Pass an int for reproducible results: the same data, device and
+        ``random_state`` give identical predictions. torch's global random
+        state is left as it was.
+
+    verbose : int, default=0
+        0 trains silently; 1 or more prints a table of losses after each epoch.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X` has
+        feature names that are all strings.
+
+    n_outputs_ : int
+        Number of regression targets.
+
+    n_iter_ : int
+        Number of epochs run.
+
+    loss_curve_ : list of float
+        Mean training loss (MSE of the standardized target, with dropout
+        active) of each epoch.
+
+    validation_scores_ : list of float or None
+        Root mean squared error on the held-out validation data after each
+        epoch, in the units of the target. None if ``early_stopping=False``.
+
+    best_epoch_ : int
+        The epoch (counting from 1) whose weights the model holds: the best
+        validation epoch with early stopping, else the last one.
+
+    device_ : str
+        The torch device the model lives on, such as "cpu" or "cuda:0".
+
+    net_ : skorch.NeuralNetRegressor
+        The trained skorch engine, holding the PyTorch module (``net_.module_``)
+        and the training history.
+
+    See Also
+    --------
+    sklearn.neural_network.MLPRegressor : scikit-learn's own multi-layer
+        perceptron, trained with NumPy on the CPU.
+
+    Notes
+    -----
+    Computation is in float32; predictions are returned as float64 like other
+    scikit-learn regressors. Sparse inputs are densified before training.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_regression
+    >>> from sktorch_mlp import TorchMLPRegressor
+    >>> X, y = make_regression(n_samples=200, n_features=5, noise=1.0, random_state=0)
+    >>> model = TorchMLPRegressor(hidden_layer_sizes=(32,), max_epochs=20,
+    ...                           random_state=0).fit(X, y)
+    >>> model.predict(X[:3]).shape
+    (3,)
+    """
+
+    _parameter_constraints = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "device": [DeviceName()],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(256, 256),
+        *,
+        dropout=0.1,
+        lr=1e-3,
+        weight_decay=0.0,
+        batch_size=128,
+        max_epochs=200,
+        early_stopping=True,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.dropout = dropout
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Train the network on (X, y), starting from freshly initialized weights.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data: numeric, without missing values.
+
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Target values. A 2-D ``y`` trains one output per column.
+
+        Returns
+        -------
+        self : TorchMLPRegressor
+            The fitted estimator.
+        """
+        with _unchanged_on_error(self):
+            hidden_layer_sizes = self._checked_hidden_layer_sizes()
+            device = resolve_device(self.device)
+            X, y = validate_data(
+                self,
+                X,
+                y,
+                accept_sparse=_SPARSE_FORMATS,
+                dtype=(np.float32, np.float64),
+                multi_output=True,
+                y_numeric=True,
+            )
+            X = _to_dense_float32(X)
+            target_ndim = y.ndim
+            y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+
+            rng = check_random_state(self.random_state)
+            seed = int(rng.randint(np.iinfo(np.int32).max))
+            target_mean, target_scale = _column_mean_and_scale(y)
+            y = ((y - target_mean) / target_scale).astype(np.float32)
+
+            validation_data = None
+            if self.early_stopping:
+                X, X_valid, y, y_valid = train_test_split(
+                    X, y, test_size=self.validation_fraction, random_state=rng
+                )
+                validation_data = (X_valid, y_valid)
+
+            net = build_net(
+                n_features=X.shape[1],
+                n_outputs=y.shape[1],
+                hidden_layer_sizes=hidden_layer_sizes,
+                dropout=self.dropout,
+                lr=self.lr,
+                weight_decay=self.weight_decay,
+                batch_size=self.batch_size,
+                max_epochs=self.max_epochs,
+                device=device,
+                verbose=self.verbose,
+                validation_data=validation_data,
+                target_scale=target_scale,
+                n_iter_no_change=self.n_iter_no_change,
+                tol=self.tol,
+            )
+            with seeded_torch_rng(seed, device):
+                net.fit(X, y)
+
+        self.net_ = net
+        self.device_ = device
+        self.n_outputs_ = y.shape[1]
+        self._target_ndim = target_ndim
+        self._target_mean = target_mean
+        self._target_scale = target_scale
+        self._set_training_curves()
+        return self
+
+    def predict(self, X):
+        """Predict targets for X.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Samples, with the same features as seen in :term:`fit`.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            Predicted values, float64; 1-D if the training target was 1-D.
+        """
+        check_is_fitted(self)
+        X = validate_data(
+            self, X, accept_sparse=_SPARSE_FORMATS, dtype=(np.float32, np.float64), reset=False
+        )
+        with torch.inference_mode():
+            y_pred = self.net_.predict(_to_dense_float32(X))
+        y_pred = y_pred.astype(np.float64) * self._target_scale + self._target_mean
+        return y_pred.ravel() if self._target_ndim == 1 else y_pred
+
+    @property
+    def history_(self):
+        """skorch ``History`` of the last fit: one row per epoch, with losses and timings."""
+        check_is_fitted(self)
+        return self.net_.history
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.target_tags.multi_output = True
+        return tags
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "net_" in state:
+            # The engine maps a GPU-trained model to the CPU when no GPU is present.
+            self.device_ = str(self.net_.device)
+
+    def _checked_hidden_layer_sizes(self):
+        sizes = self.hidden_layer_sizes
+        sizes = (sizes,) if isinstance(sizes, Integral) else tuple(sizes)
+        if not all(isinstance(size, Integral) and size > 0 for size in sizes):
+            raise ValueError(
+                "hidden_layer_sizes must be an int or a sequence of ints, each >= 1; "
+                f"got {self.hidden_layer_sizes!r}."
+            )
+        return tuple(int(size) for size in sizes)
+
+    def _set_training_curves(self):
+        history = self.net_.history
+        self.n_iter_ = len(history)
+        self.loss_curve_ = list(history[:, "train_loss"])
+        if self.early_stopping:
+            self.validation_scores_ = list(history[:, "valid_rmse"])
+            self.best_epoch_ = int(dict(self.net_.callbacks_)["early_stopping"].best_epoch_)
+        else:
+            self.validation_scores_ = None
+            self.best_epoch_ = self.n_iter_
+
+
+@contextmanager
+def _unchanged_on_error(estimator):
+    """Restore the estimator's attributes if the block raises: a failed fit keeps the old model."""
+    saved = dict(vars(estimator))
+    try:
+        yield
+    except BaseException:
+        vars(estimator).clear()
+        vars(estimator).update(saved)
+        raise
+
+
+def _to_dense_float32(X):
+    """C-ordered float32 ndarray: the layout torch tensors are built from without copying."""
+    if sp.issparse(X):
+        X = X.toarray()
+    return np.ascontiguousarray(X, dtype=np.float32)
+
+
+def _column_mean_and_scale(y):
+    """Per-column mean and standard deviation; constant columns get a scale of 1."""
+    mean = y.mean(axis=0)
+    scale = y.std(axis=0)
+    scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0)] = 1.0
+    return mean, scale
