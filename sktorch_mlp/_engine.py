@@ -13,6 +13,7 @@ from skorch import NeuralNetRegressor
 from skorch.callbacks import EarlyStopping, EpochScoring
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
+from torch.func import functional_call
 
 from ._batches import TensorBatches
 from ._module import MLP
@@ -25,12 +26,23 @@ class MLPNet(NeuralNetRegressor):
     """skorch ``NeuralNetRegressor`` with the adjustments this package relies on.
 
     - Gradients are released (``set_to_none``) rather than zero-filled.
+    - float64 inputs run through the float32-trained weights in float64. Predictions
+      are then independent of how rows are batched (float32 matrix products round
+      differently for different batch shapes) and match scikit-learn's float64 output.
     - A pickle made on a GPU machine loads on a CPU-only machine without a warning:
       the estimator documents that it runs wherever it is loaded.
     """
 
     def _zero_grad_optimizer(self, set_to_none=None):
         super()._zero_grad_optimizer(set_to_none=True)
+
+    def infer(self, x, **fit_params):
+        if isinstance(x, torch.Tensor) and x.dtype == torch.float64:
+            float64_state = {
+                name: tensor.double() for name, tensor in self.module_.state_dict().items()
+            }
+            return functional_call(self.module_, float64_state, (x.to(self.device),))
+        return super().infer(x, **fit_params)
 
     def __setstate__(self, state):
         if str(state["device"]).startswith("cuda") and not torch.cuda.is_available():

@@ -134,8 +134,10 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
 
     Notes
     -----
-    Computation is in float32; predictions are returned as float64 like other
-    scikit-learn regressors. Sparse inputs are densified before training.
+    Training computes in float32. :meth:`predict` runs the trained weights in
+    float64 and returns float64 like other scikit-learn regressors, so a
+    sample's prediction does not depend on which other samples share its batch.
+    Sparse inputs are densified.
 
     Examples
     --------
@@ -224,7 +226,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
                 multi_output=True,
                 y_numeric=True,
             )
-            X = _to_dense_float32(X)
+            X = _to_dense(X, np.float32)
             target_ndim = y.ndim
             y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
 
@@ -282,12 +284,10 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
             Predicted values, float64; 1-D if the training target was 1-D.
         """
         check_is_fitted(self)
-        X = validate_data(
-            self, X, accept_sparse=_SPARSE_FORMATS, dtype=(np.float32, np.float64), reset=False
-        )
+        X = validate_data(self, X, accept_sparse=_SPARSE_FORMATS, dtype=np.float64, reset=False)
         with torch.inference_mode():
-            y_pred = self.net_.predict(_to_dense_float32(X))
-        y_pred = y_pred.astype(np.float64) * self._target_scale + self._target_mean
+            y_pred = self.net_.predict(_to_dense(X, np.float64))
+        y_pred = y_pred * self._target_scale + self._target_mean
         return y_pred.ravel() if self._target_ndim == 1 else y_pred
 
     @property
@@ -321,9 +321,9 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
     def _set_training_curves(self):
         history = self.net_.history
         self.n_iter_ = len(history)
-        self.loss_curve_ = list(history[:, "train_loss"])
+        self.loss_curve_ = [float(loss) for loss in history[:, "train_loss"]]
         if self.early_stopping:
-            self.validation_scores_ = list(history[:, "valid_rmse"])
+            self.validation_scores_ = [float(rmse) for rmse in history[:, "valid_rmse"]]
             self.best_epoch_ = int(dict(self.net_.callbacks_)["early_stopping"].best_epoch_)
         else:
             self.validation_scores_ = None
@@ -342,11 +342,11 @@ def _unchanged_on_error(estimator):
         raise
 
 
-def _to_dense_float32(X):
-    """C-ordered float32 ndarray: the layout torch tensors are built from without copying."""
+def _to_dense(X, dtype):
+    """C-ordered ndarray: the layout torch tensors are built from without copying."""
     if sp.issparse(X):
         X = X.toarray()
-    return np.ascontiguousarray(X, dtype=np.float32)
+    return np.ascontiguousarray(X, dtype=dtype)
 
 
 def _column_mean_and_scale(y):
