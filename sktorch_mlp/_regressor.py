@@ -233,7 +233,9 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
             rng = check_random_state(self.random_state)
             seed = int(rng.randint(np.iinfo(np.int32).max))
             target_mean, target_scale = _column_mean_and_scale(y)
-            y = ((y - target_mean) / target_scale).astype(np.float32)
+            # A constant column trains on zeros; its zero scale then predicts the constant.
+            y = ((y - target_mean) / np.where(target_scale > 0, target_scale, 1.0))
+            y = y.astype(np.float32)
 
             validation_data = None
             if self.early_stopping:
@@ -350,8 +352,8 @@ def _to_dense(X, dtype):
 
 
 def _column_mean_and_scale(y):
-    """Per-column mean and standard deviation; constant columns get a scale of 1."""
+    """Per-column mean and standard deviation; constant columns get a scale of 0."""
     mean = y.mean(axis=0)
     scale = y.std(axis=0)
-    scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0)] = 1.0
+    scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0)] = 0.0
     return mean, scale
