@@ -1,0 +1,82 @@
+"""Mini-batches fed from device-resident tensors (no DataLoader)."""
+
+import numpy as np
+import pytest
+import torch
+from skorch.dataset import Dataset
+
+from sktorch_mlp._batches import TensorBatches, as_tensor, place_on_device
+
+
+def make_dataset(n_samples=10, with_target=True):
+    X = np.arange(n_samples * 2, dtype=np.float32).reshape(n_samples, 2)
+    y = X[:, :1] * 10 if with_target else None
+    return Dataset(X, y)
+
+
+def test_every_sample_once_per_epoch_with_a_partial_last_batch():
+    batches = TensorBatches(make_dataset(10), batch_size=4, shuffle=True)
+    assert len(batches) == 3
+    for _ in range(3):
+        epoch = list(batches)
+        assert [len(X) for X, _ in epoch] == [4, 4, 2]
+        rows = torch.cat([X for X, _ in epoch])[:, 0] / 2
+        assert sorted(rows.tolist()) == list(range(10))
+        # Targets stay aligned with their rows after shuffling.
+        for X, y in epoch:
+            torch.testing.assert_close(y[:, 0], X[:, 0] * 10)
+
+
+def test_shuffle_draws_a_new_order_each_epoch_from_torch_generator():
+    batches = TensorBatches(make_dataset(50), batch_size=50, shuffle=True)
+    torch.manual_seed(0)
+    first, second = (next(iter(batches))[0][:, 0] for _ in range(2))
+    assert not torch.equal(first, second)
+    torch.manual_seed(0)
+    assert torch.equal(next(iter(batches))[0][:, 0], first)
+
+
+def test_without_shuffle_order_is_kept_and_target_may_be_missing():
+    batches = TensorBatches(make_dataset(5, with_target=False), batch_size=2)
+    epoch = list(batches)
+    assert all(y is None for _, y in epoch)
+    assert torch.cat([X for X, _ in epoch])[:, 0].tolist() == [0, 2, 4, 6, 8]
+
+
+def test_as_tensor_shares_memory_and_copies_read_only_arrays():
+    array = np.ones((3, 2), dtype=np.float32)
+    assert as_tensor(array).data_ptr() == array.ctypes.data
+    array.flags.writeable = False
+    tensor = as_tensor(array)
+    assert tensor.data_ptr() != array.ctypes.data
+    assert torch.equal(tensor, torch.ones(3, 2))
+
+
+class _TooLargeForTheDevice:
+    """Stands in for a tensor whose copy to the GPU runs out of memory."""
+
+    device = torch.device("cpu")
+
+    def to(self, device):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    def pin_memory(self):
+        return self
+
+
+def test_data_that_does_not_fit_on_the_device_stays_on_the_host():
+    data = _TooLargeForTheDevice()
+    assert place_on_device(data, "cuda:0") is data
+
+
+def test_data_already_on_the_device_is_not_copied():
+    tensor = torch.ones(2)
+    assert place_on_device(tensor, "cpu") is tensor
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_host_resident_batches_are_copied_to_the_device():
+    batches = TensorBatches(make_dataset(6), batch_size=4, device="cuda")
+    batches.X, batches.y = batches.X.cpu().pin_memory(), batches.y.cpu().pin_memory()
+    for X, y in batches:
+        assert X.is_cuda and y.is_cuda
