@@ -26,6 +26,11 @@ class MLPNet(NeuralNetRegressor):
     """skorch ``NeuralNetRegressor`` with the adjustments this package relies on.
 
     - Gradients are released (``set_to_none``) rather than zero-filled.
+    - The epoch's loss is summed on the device and read once per epoch, not once
+      per batch (a host-device synchronization each time on a GPU). The history
+      therefore holds one batch entry per epoch and phase: the epoch's mean loss
+      and its number of samples, from which skorch computes ``train_loss`` and
+      ``valid_loss`` as usual.
     - float64 inputs run through the float32-trained weights in float64. Predictions
       are then independent of how rows are batched (float32 matrix products round
       differently for different batch shapes) and match scikit-learn's float64 output.
@@ -35,6 +40,28 @@ class MLPNet(NeuralNetRegressor):
 
     def _zero_grad_optimizer(self, set_to_none=None):
         super()._zero_grad_optimizer(set_to_none=True)
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        # skorch opens a history entry per batch here; run_single_epoch opens one per epoch.
+        pass
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        if iterator is None:
+            return
+        loss_sum = torch.zeros((), device=self.device)
+        n_samples = n_batches = 0
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            batch_size = len(batch[0])
+            loss_sum.add_(step["loss"].detach(), alpha=batch_size)
+            n_samples += batch_size
+            n_batches += 1
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+        self.history.new_batch()
+        self.history.record_batch(prefix + "_loss", loss_sum.item() / max(n_samples, 1))
+        self.history.record_batch(prefix + "_batch_size", n_samples)
+        self.history.record(prefix + "_batch_count", n_batches)
 
     def infer(self, x, **fit_params):
         if isinstance(x, torch.Tensor) and x.dtype == torch.float64:

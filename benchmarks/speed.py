@@ -1,0 +1,279 @@
+"""Training speed of TorchMLPRegressor against the usual alternatives, side by side.
+
+Four ways to train the same MLP (256x256, ReLU, batch 128, Adam lr 1e-3, no early stopping)
+on the same preprocessed California housing training split (16,512 x 13 float32):
+
+- ``TorchMLPRegressor``: this package;
+- a plain PyTorch loop over pre-loaded tensors (``randperm`` + slicing, ``torch.optim.Adam``);
+- skorch's ``NeuralNetRegressor`` with its defaults (``DataLoader`` + collate per batch);
+- scikit-learn's ``MLPRegressor`` (solver="adam"; it has no dropout).
+
+The runs are interleaved and the best of ``--repeats`` is kept, since this machine is noisy.
+Then: time per epoch and peak memory for n = 10^4, 10^5, 10^6 generated rows with 50 features
+(each in a fresh process), and predict throughput.
+
+Run from the repository root::
+
+    python benchmarks/speed.py --markdown docs/benchmarks_speed.md
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+import sklearn
+import skorch
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPRegressor
+
+from sktorch_mlp import TorchMLPRegressor
+from sktorch_mlp import __version__ as sktorch_mlp_version
+from sktorch_mlp._module import MLP
+from sktorch_mlp._preprocessing import make_tabular_preprocessor
+from sktorch_mlp.datasets import load_california_housing
+
+HIDDEN = (256, 256)
+DROPOUT = 0.1
+LR = 1e-3
+
+
+def california_training_split():
+    X, y = load_california_housing(return_X_y=True)
+    X_train, _, y_train, _ = train_test_split(X, y, test_size=0.2, random_state=0)
+    X_train = make_tabular_preprocessor().fit_transform(X_train).astype(np.float32)
+    return X_train, y_train.to_numpy(dtype=np.float32)
+
+
+def fit_sktorch_mlp(X, y, epochs, batch_size):
+    TorchMLPRegressor(
+        HIDDEN,
+        dropout=DROPOUT,
+        lr=LR,
+        batch_size=batch_size,
+        max_epochs=epochs,
+        early_stopping=False,
+        device="cpu",
+        random_state=0,
+    ).fit(X, y)
+
+
+def fit_plain_torch(X, y, epochs, batch_size):
+    """The loop a PyTorch user writes by hand, with the data pre-loaded as tensors."""
+    torch.manual_seed(0)
+    X_t, y_t = torch.from_numpy(X), torch.from_numpy(y).reshape(-1, 1)
+    model = MLP(X.shape[1], 1, HIDDEN, DROPOUT)
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    loss_fn = torch.nn.MSELoss()
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(X_t))
+        for start in range(0, len(X_t), batch_size):
+            rows = order[start : start + batch_size]
+            optimizer.zero_grad()
+            loss = loss_fn(model(X_t[rows]), y_t[rows])
+            loss.backward()
+            optimizer.step()
+
+
+def fit_skorch_defaults(X, y, epochs, batch_size):
+    torch.manual_seed(0)
+    skorch.NeuralNetRegressor(
+        MLP,
+        module__n_features=X.shape[1],
+        module__n_outputs=1,
+        module__hidden_layer_sizes=HIDDEN,
+        module__dropout=DROPOUT,
+        optimizer=torch.optim.Adam,
+        lr=LR,
+        batch_size=batch_size,
+        max_epochs=epochs,
+        train_split=None,
+        verbose=0,
+    ).fit(X, y.reshape(-1, 1))
+
+
+def fit_sklearn_mlp(X, y, epochs, batch_size):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        MLPRegressor(
+            hidden_layer_sizes=HIDDEN,
+            solver="adam",
+            learning_rate_init=LR,
+            batch_size=batch_size,
+            max_iter=epochs,
+            tol=0.0,
+            n_iter_no_change=epochs + 1,
+            random_state=0,
+        ).fit(X, y)
+
+
+TRAINERS = {
+    "TorchMLPRegressor": fit_sktorch_mlp,
+    "plain PyTorch loop": fit_plain_torch,
+    "skorch NeuralNetRegressor (defaults)": fit_skorch_defaults,
+    "sklearn MLPRegressor": fit_sklearn_mlp,
+}
+
+
+def matmul_gflops(size=2048, repeats=5):
+    """float32 matrix-product rate of this machine: the ceiling for the arithmetic."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def flops_per_epoch(n_samples, n_features):
+    """Forward pass 2 flops per weight per sample; backward twice that."""
+    widths = [n_features, *HIDDEN, 1]
+    weights = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+    return 3 * 2 * n_samples * weights
+
+
+def compare_trainers(X, y, epochs, batch_size, repeats):
+    best = {name: np.inf for name in TRAINERS}
+    for _ in range(repeats):
+        for name, fit in TRAINERS.items():  # interleaved: drift hits every trainer alike
+            best[name] = min(best[name], _timed(lambda fit=fit: fit(X, y, epochs, batch_size)))
+    return {name: seconds / epochs for name, seconds in best.items()}
+
+
+def scaling_child(n_samples, epochs):
+    """Runs in a fresh process: one fit on n generated rows; prints JSON."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n_samples, 50), dtype=np.float32)
+    y = X[:, :5].sum(axis=1) + 0.1 * rng.standard_normal(n_samples, dtype=np.float32)
+    model = TorchMLPRegressor(HIDDEN, max_epochs=1, early_stopping=False, device="cpu")
+    model.fit(X[:256], y[:256])  # warm-up: imports, thread pools, allocator
+    rss_before = _rss_bytes()
+    model.set_params(max_epochs=epochs)
+    seconds = _timed(lambda: model.fit(X, y))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    n_predict = min(n_samples, 100_000)
+    predict_seconds = min(_timed(lambda: model.predict(X[:n_predict])) for _ in range(3))
+    n_params = sum(p.numel() for p in model.net_.module_.parameters())
+    print(
+        json.dumps(
+            {
+                "n_samples": n_samples,
+                "seconds_per_epoch": seconds / epochs,
+                "data_bytes": X.nbytes,
+                "model_bytes": 4 * n_params,
+                "peak_increase_bytes": max(peak - rss_before, 0),
+                "predict_rows_per_second": n_predict / predict_seconds,
+            }
+        )
+    )
+
+
+def _rss_bytes():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def run_scaling(sizes, epochs):
+    rows = []
+    for n in sizes:
+        out = subprocess.run(
+            [sys.executable, __file__, "--scaling-child", str(n), "--epochs", str(epochs)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+    return rows
+
+
+def report(X, per_epoch, gflops, scaling, args):
+    n_samples, n_features = X.shape
+    floor = flops_per_epoch(n_samples, n_features) / (gflops * 1e9)
+    ours = per_epoch["TorchMLPRegressor"]
+    lines = [
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, "
+        f"torch threads {torch.get_num_threads()}, no GPU used (device='cpu').",
+        f"Versions: Python {platform.python_version()}, torch {torch.__version__}, "
+        f"skorch {skorch.__version__}, scikit-learn {sklearn.__version__}, "
+        f"numpy {np.__version__}, sktorch_mlp {sktorch_mlp_version}.",
+        f"Command: `python benchmarks/speed.py --epochs {args.epochs} --repeats {args.repeats}`",
+        "",
+        f"### Training, California housing {n_samples:,} x {n_features} float32, "
+        f"MLP {HIDDEN}, batch {args.batch_size}",
+        "",
+        f"Best of {args.repeats} interleaved runs of {args.epochs} epochs each. Arithmetic "
+        f"floor: {flops_per_epoch(n_samples, n_features) / 1e9:.1f} GFLOP per epoch at the "
+        f"{gflops:.0f} GFLOP/s a 2048x2048 float32 matmul reaches here = {floor * 1e3:.0f} ms.",
+        "",
+        "| trainer | ms/epoch | samples/s | TorchMLPRegressor speed-up | floor / time |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, seconds in per_epoch.items():
+        lines.append(
+            f"| {name} | {seconds * 1e3:.0f} | {n_samples / seconds:,.0f} | "
+            f"{seconds / ours:.2f}x | {floor / seconds:.0%} |"
+        )
+    if scaling:
+        lines += [
+            "",
+            f"### Scaling: generated data, 50 features, {args.scaling_epochs} epoch(s), "
+            "each size in a fresh process",
+            "",
+            "| rows | s/epoch | us/row | float32 data | peak memory increase during fit | "
+            "peak / (data + model) | predict rows/s |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in scaling:
+            base = row["data_bytes"] + row["model_bytes"]
+            lines.append(
+                f"| {row['n_samples']:,} | {row['seconds_per_epoch']:.2f} | "
+                f"{row['seconds_per_epoch'] / row['n_samples'] * 1e6:.1f} | "
+                f"{row['data_bytes'] / 2**20:.0f} MiB | "
+                f"{row['peak_increase_bytes'] / 2**20:.0f} MiB | "
+                f"{row['peak_increase_bytes'] / base:.2f} | "
+                f"{row['predict_rows_per_second']:,.0f} |"
+            )
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--scaling-sizes", default="10000,100000,1000000")
+    parser.add_argument("--scaling-epochs", type=int, default=1)
+    parser.add_argument("--markdown", help="also write the report to this file")
+    parser.add_argument("--scaling-child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.scaling_child:
+        scaling_child(args.scaling_child, args.epochs)
+        return
+
+    X, y = california_training_split()
+    gflops = matmul_gflops()
+    per_epoch = compare_trainers(X, y, args.epochs, args.batch_size, args.repeats)
+    sizes = [int(n) for n in args.scaling_sizes.split(",") if n]
+    scaling = run_scaling(sizes, args.scaling_epochs)
+    text = report(X, per_epoch, gflops, scaling, args)
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as out:
+            out.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""The PyTorch module: architecture, initialization and dropout."""
+
+import pytest
+import torch
+
+from sktorch_mlp._module import MLP, Dropout
+
+
+def test_blocks_and_output_layer():
+    module = MLP(n_features=7, n_outputs=2, hidden_layer_sizes=(16, 8), dropout=0.25)
+    kinds = [type(layer).__name__ for layer in module.hidden]
+    assert kinds == ["Linear", "ReLU", "Dropout"] * 2
+    assert module(torch.randn(5, 7)).shape == (5, 2)
+
+
+def test_empty_hidden_layers_give_a_linear_model():
+    module = MLP(n_features=3, n_outputs=1, hidden_layer_sizes=(), dropout=0.0)
+    assert len(module.hidden) == 0
+    X = torch.randn(4, 3)
+    torch.testing.assert_close(module(X), X @ module.output.weight.T)
+
+
+def test_small_random_weights_and_zero_biases():
+    torch.manual_seed(0)
+    module = MLP(n_features=200, n_outputs=1, hidden_layer_sizes=(400,), dropout=0.0)
+    first = module.hidden[0]
+    assert torch.count_nonzero(first.bias) == 0 and torch.count_nonzero(module.output.bias) == 0
+    # Kaiming (He) normal: std sqrt(2 / fan_in) for ReLU layers, sqrt(1 / fan_in) for the output.
+    assert first.weight.std().item() == pytest.approx((2 / 200) ** 0.5, rel=0.02)
+    assert module.output.weight.std().item() == pytest.approx((1 / 400) ** 0.5, rel=0.1)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_dropout_zeroes_a_fraction_p_and_preserves_the_mean(p):
+    torch.manual_seed(0)
+    dropout = Dropout(p).train()
+    X = torch.ones(400, 500)
+    out = dropout(X)
+    assert (out == 0).float().mean().item() == pytest.approx(p, abs=0.005)
+    assert out.mean().item() == pytest.approx(1.0, abs=0.01)
+    kept = out[out != 0]
+    torch.testing.assert_close(kept, torch.full_like(kept, 1 / (1 - p)), rtol=1e-3, atol=0)
+
+
+def test_dropout_masks_the_gradient_like_the_output():
+    torch.manual_seed(0)
+    X = torch.randn(64, 32, requires_grad=True)
+    out = Dropout(0.3).train()(X)
+    out.sum().backward()
+    assert torch.equal(X.grad == 0, out == 0)
+
+
+def test_dropout_is_identity_in_eval_mode_and_seeded_in_training():
+    X = torch.randn(32, 16)
+    dropout = Dropout(0.5)
+    torch.testing.assert_close(dropout.eval()(X), X)
+    dropout.train()
+    torch.manual_seed(1)
+    first = dropout(X)
+    torch.manual_seed(1)
+    assert torch.equal(dropout(X), first)
+    assert not torch.equal(dropout(X), first)
+
+
+def test_dropout_close_to_one_stays_finite():
+    out = Dropout(0.99999).train()(torch.ones(10, 10))
+    assert torch.isfinite(out).all()
