@@ -1,45 +1,81 @@
 """The skorch engine behind :class:`~sktorch_mlp.TorchMLPRegressor`.
 
 skorch owns the training loop (epochs, batches, callbacks, history). This module
-configures it: the :class:`~sktorch_mlp._module.MLP`, MSE loss, Adam, batches fed
-from device-resident tensors, and early stopping on a held-out validation set.
+configures it: the :class:`~sktorch_mlp._module.MLP`, a (weighted) MSE loss, Adam,
+batches fed from device-resident tensors, a learning-rate schedule, and early
+stopping on a held-out validation set.
 """
-
-from functools import partial
 
 import numpy as np
 import torch
 from skorch import NeuralNetRegressor
-from skorch.callbacks import EarlyStopping, EpochScoring
+from skorch.callbacks import EarlyStopping, LRScheduler
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
+from torch import nn
 from torch.func import functional_call
 
 from ._batches import TensorBatches
 from ._module import MLP
 
-# Prediction and validation have no gradients to keep, so batches can be large.
+# Prediction and validation keep no activations for a backward pass, so batches can be large.
 EVAL_BATCH_SIZE = 8192
+
+
+class MSELoss(nn.Module):
+    """Mean squared error, optionally weighted per sample.
+
+    Parameters
+    ----------
+    weighted : bool, default=False
+        If True, the last column of the target holds each sample's weight
+        (normalized to mean 1 over the training set), so weights travel through
+        batching and shuffling together with their rows.
+    """
+
+    def __init__(self, weighted=False):
+        super().__init__()
+        self.weighted = weighted
+
+    def split_target(self, y_true):
+        """Return ``(targets, weights)``; weights are None when unweighted."""
+        if self.weighted:
+            return y_true[:, :-1], y_true[:, -1:]
+        return y_true, None
+
+    def forward(self, y_pred, y_true):
+        y, weight = self.split_target(y_true)
+        squared_error = (y_pred - y).square()
+        return squared_error.mean() if weight is None else (weight * squared_error).mean()
 
 
 class MLPNet(NeuralNetRegressor):
     """skorch ``NeuralNetRegressor`` with the adjustments this package relies on.
 
+    - Each epoch sums the squared errors per output on the device and reads them
+      once at the end, not once per batch (a host-device synchronization each time
+      on a GPU). From them it records the epoch's mean loss (MSE of the
+      standardized target) and its RMSE in target units, ``train_rmse`` and
+      ``valid_rmse``. The history holds one batch entry per epoch and phase.
     - Gradients are released (``set_to_none``) rather than zero-filled.
-    - The epoch's loss is summed on the device and read once per epoch, not once
-      per batch (a host-device synchronization each time on a GPU). The history
-      therefore holds one batch entry per epoch and phase: the epoch's mean loss
-      and its number of samples, from which skorch computes ``train_loss`` and
-      ``valid_loss`` as usual.
     - float64 inputs run through the float32-trained weights in float64. Predictions
       are then independent of how rows are batched (float32 matrix products round
       differently for different batch shapes) and match scikit-learn's float64 output.
     - A pickle made on a GPU machine loads on a CPU-only machine without a warning:
       the estimator documents that it runs wherever it is loaded.
+
+    Parameters
+    ----------
+    target_scale : ndarray of shape (n_outputs,)
+        Standard deviation of each original target column, to report RMSE in
+        target units.
+    *args, **kwargs
+        Passed to ``skorch.NeuralNetRegressor``.
     """
 
-    def _zero_grad_optimizer(self, set_to_none=None):
-        super()._zero_grad_optimizer(set_to_none=True)
+    def __init__(self, *args, target_scale=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.target_scale = target_scale
 
     def on_batch_begin(self, net, batch=None, training=False, **kwargs):
         # skorch opens a history entry per batch here; run_single_epoch opens one per epoch.
@@ -48,20 +84,36 @@ class MLPNet(NeuralNetRegressor):
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         if iterator is None:
             return
-        loss_sum = torch.zeros((), device=self.device)
+        squared_error_sum = 0.0
+        weight_sum = torch.zeros((), device=self.device)
         n_samples = n_batches = 0
         for batch in iterator:
             self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
-            batch_size = len(batch[0])
-            loss_sum.add_(step["loss"].detach(), alpha=batch_size)
-            n_samples += batch_size
+            y_true, weight = self.criterion_.split_target(batch[1])
+            squared_error = (step["y_pred"].detach() - y_true).square()
+            if weight is None:
+                weight_sum += len(y_true)
+            else:
+                squared_error *= weight
+                weight_sum += weight.sum()
+            squared_error_sum = squared_error_sum + squared_error.sum(dim=0)
+            n_samples += len(y_true)
             n_batches += 1
             self.notify("on_batch_end", batch=batch, training=training, **step)
+
+        per_output = torch.as_tensor(squared_error_sum).double().cpu().numpy()
+        total_weight = weight_sum.item()
         self.history.new_batch()
-        self.history.record_batch(prefix + "_loss", loss_sum.item() / max(n_samples, 1))
+        self.history.record_batch(prefix + "_loss", per_output.sum() / (n_samples * len(per_output)))
         self.history.record_batch(prefix + "_batch_size", n_samples)
         self.history.record(prefix + "_batch_count", n_batches)
+        scale = 1.0 if self.target_scale is None else np.asarray(self.target_scale)
+        mean_squared_error = np.sum(per_output * scale**2) / max(total_weight * len(per_output), 1e-300)
+        self.history.record(prefix + "_rmse", float(np.sqrt(mean_squared_error)))
+
+    def _zero_grad_optimizer(self, set_to_none=None):
+        super()._zero_grad_optimizer(set_to_none=True)
 
     def infer(self, x, **fit_params):
         if isinstance(x, torch.Tensor) and x.dtype == torch.float64:
@@ -77,17 +129,6 @@ class MLPNet(NeuralNetRegressor):
         super().__setstate__(state)
 
 
-def rmse_in_target_units(net, dataset, y_true, *, target_scale):
-    """Root mean squared error in the units of the original target.
-
-    The network is trained on standardized targets, so errors are multiplied back
-    by each output's standard deviation before averaging over samples and outputs.
-    Used as a skorch scoring function; ``dataset`` is the validation set.
-    """
-    errors = (net.predict(dataset) - y_true) * target_scale
-    return float(np.sqrt(np.mean(np.square(errors, dtype=np.float64))))
-
-
 def build_net(
     *,
     n_features,
@@ -95,13 +136,15 @@ def build_net(
     hidden_layer_sizes,
     dropout,
     lr,
+    lr_schedule,
     weight_decay,
     batch_size,
     max_epochs,
     device,
     verbose,
-    validation_data=None,
+    weighted=False,
     target_scale=None,
+    validation_data=None,
     n_iter_no_change=10,
     tol=1e-4,
 ):
@@ -109,14 +152,15 @@ def build_net(
 
     Parameters
     ----------
-    validation_data : tuple of (ndarray, ndarray) or None
-        Standardized float32 ``(X_valid, y_valid)``. When given, validation RMSE is
-        recorded every epoch as ``valid_rmse`` and training stops once the validation
-        loss has not improved by ``tol`` for ``n_iter_no_change`` epochs, keeping
-        the best epoch's weights.
+    weighted : bool
+        Whether the last target column holds sample weights.
     target_scale : ndarray of shape (n_outputs,)
-        Standard deviation of each original target column, to report RMSE in
-        target units.
+        Standard deviation of each original target column.
+    validation_data : tuple of (ndarray, ndarray) or None
+        Standardized float32 ``(X_valid, y_valid)``. When given, the validation
+        loss and RMSE are recorded every epoch and training stops once the
+        validation loss has not improved by ``tol`` for ``n_iter_no_change``
+        epochs, keeping the best epoch's weights.
 
     Other parameters are those of :class:`~sktorch_mlp.TorchMLPRegressor`;
     ``device`` is already resolved (e.g. "cpu" or "cuda:0").
@@ -125,39 +169,39 @@ def build_net(
     -------
     MLPNet
     """
+    monitor = "train_loss" if validation_data is None else "valid_loss"
     callbacks = []
+    if lr_schedule == "plateau":
+        patience = max(n_iter_no_change // 2 - 1, 1)
+        callbacks.append(
+            ("lr_schedule", LRScheduler("ReduceLROnPlateau", monitor=monitor, factor=0.3, patience=patience))
+        )
+    elif lr_schedule == "cosine":
+        callbacks.append(("lr_schedule", LRScheduler("CosineAnnealingLR", T_max=max_epochs)))
     train_split = None
     if validation_data is not None:
         train_split = predefined_split(Dataset(*validation_data))
-        callbacks = [
-            (
-                "valid_rmse",
-                EpochScoring(
-                    partial(rmse_in_target_units, target_scale=target_scale),
-                    name="valid_rmse",
-                    lower_is_better=True,
-                    use_caching=True,
-                ),
-            ),
+        callbacks.append(
             (
                 "early_stopping",
                 EarlyStopping(
-                    monitor="valid_loss",
+                    monitor=monitor,
                     patience=n_iter_no_change,
                     threshold=tol,
                     threshold_mode="abs",
                     load_best=True,
                 ),
-            ),
-        ]
+            )
+        )
     return MLPNet(
         module=MLP,
         module__n_features=n_features,
         module__n_outputs=n_outputs,
         module__hidden_layer_sizes=hidden_layer_sizes,
         module__dropout=dropout,
-        criterion=torch.nn.MSELoss,
-        optimizer=torch.optim.Adam,
+        criterion=MSELoss,
+        criterion__weighted=weighted,
+        optimizer=torch.optim.AdamW,
         lr=lr,
         optimizer__weight_decay=weight_decay,
         batch_size=batch_size,
@@ -172,4 +216,5 @@ def build_net(
         callbacks=callbacks,
         device=device,
         verbose=verbose,
+        target_scale=target_scale,
     )

@@ -4,6 +4,7 @@ Training itself is delegated to a skorch net (see ``_engine.py``), which is buil
 in ``fit`` and kept as the fitted attribute ``net_``.
 """
 
+import copy
 from contextlib import contextmanager
 from numbers import Integral, Real
 
@@ -13,11 +14,12 @@ import torch
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._device import DeviceName, resolve_device
 from ._engine import build_net
+from ._scaling import ColumnStandardizer
 from ._seeding import seeded_torch_rng
 
 _SPARSE_FORMATS = ("csr", "csc", "coo")
@@ -31,10 +33,11 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
     biases at zero. Training minimizes the mean squared error (MSE) with Adam,
     over epochs of shuffled mini-batches, on a GPU when one is available.
 
-    Targets are standardized internally (each output column to zero mean and unit
-    variance) and predictions are mapped back, so targets in dollars train as
-    well as targets near one. Inputs are used as given: scale them, for example
-    with :class:`~sklearn.preprocessing.StandardScaler` in a
+    Inputs and targets are standardized internally (each column to zero mean
+    and unit variance) and predictions are mapped back, so targets in dollars
+    train as well as targets near one, and a forgotten scaler does not ruin the
+    fit. Missing values and categorical columns must still be handled before,
+    for example with a :class:`~sklearn.compose.ColumnTransformer` in a
     :class:`~sklearn.pipeline.Pipeline`.
 
     Parameters
@@ -48,10 +51,17 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         regularizes the network. Dropout is off at prediction time.
 
     lr : float > 0, default=1e-3
-        Learning rate of the Adam optimizer.
+        Initial learning rate of the Adam optimizer.
+
+    lr_schedule : {"plateau", "cosine", "constant"}, default="plateau"
+        How the learning rate changes over epochs. "plateau" divides it by 3.3
+        when the validation loss (the training loss without early stopping)
+        has not improved for ``max(n_iter_no_change // 2 - 1, 1)`` epochs;
+        "cosine" anneals it to zero over ``max_epochs``; "constant" keeps it.
 
     weight_decay : float >= 0, default=0.0
-        L2 penalty added by Adam to every weight and bias update.
+        Decoupled weight decay (AdamW): every step shrinks the weights by
+        ``lr * weight_decay`` times their value.
 
     batch_size : int >= 1, default=128
         Number of samples per mini-batch; one optimizer step per batch. Values
@@ -78,6 +88,16 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         Minimum decrease of the validation loss (MSE of the standardized
         target) that counts as an improvement. Only used if
         ``early_stopping=True``.
+
+    standardize_inputs : bool, default=True
+        Standardize each input column with the mean and standard deviation of
+        the training data. Harmless after a ``StandardScaler``; essential
+        without one.
+
+    warm_start : bool, default=False
+        If True, :meth:`fit` continues from the weights of the previous fit
+        (with a fresh optimizer), keeping its input and target
+        standardization, and the training curves continue.
 
     device : {"auto", "cpu", "cuda"} or "cuda:N", default="auto"
         Where to train and predict. "auto" uses the first GPU when
@@ -112,9 +132,15 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         Mean training loss (MSE of the standardized target, with dropout
         active) of each epoch.
 
+    train_scores_ : list of float
+        Root mean squared error on the training batches of each epoch, in the
+        units of the target (measured while training, so with dropout active).
+
     validation_scores_ : list of float or None
         Root mean squared error on the held-out validation data after each
         epoch, in the units of the target. None if ``early_stopping=False``.
+        Set side by side with ``train_scores_``, it shows how well the model
+        generalizes.
 
     best_epoch_ : int
         The epoch (counting from 1) whose weights the model holds: the best
@@ -154,6 +180,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
+        "lr_schedule": [StrOptions({"constant", "plateau", "cosine"})],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
@@ -161,6 +188,8 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
+        "standardize_inputs": ["boolean"],
+        "warm_start": ["boolean"],
         "device": [DeviceName()],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -172,6 +201,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         *,
         dropout=0.1,
         lr=1e-3,
+        lr_schedule="plateau",
         weight_decay=0.0,
         batch_size=128,
         max_epochs=200,
@@ -179,6 +209,8 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
+        standardize_inputs=True,
+        warm_start=False,
         device="auto",
         random_state=None,
         verbose=0,
@@ -186,6 +218,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.dropout = dropout
         self.lr = lr
+        self.lr_schedule = lr_schedule
         self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.max_epochs = max_epochs
@@ -193,13 +226,18 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
+        self.standardize_inputs = standardize_inputs
+        self.warm_start = warm_start
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
-        """Train the network on (X, y), starting from freshly initialized weights.
+    def fit(self, X, y, sample_weight=None):
+        """Train the network on (X, y).
+
+        Training starts from freshly initialized weights, or from the current
+        ones if ``warm_start=True`` and the model is fitted.
 
         Parameters
         ----------
@@ -209,68 +247,48 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Target values. A 2-D ``y`` trains one output per column.
 
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample in the squared error (and in the
+            internal standardization). A weight of zero removes a sample's
+            influence; None weighs all samples equally.
+
         Returns
         -------
         self : TorchMLPRegressor
             The fitted estimator.
         """
         with _unchanged_on_error(self):
-            hidden_layer_sizes = self._checked_hidden_layer_sizes()
-            device = resolve_device(self.device)
-            X, y = validate_data(
-                self,
-                X,
-                y,
-                accept_sparse=_SPARSE_FORMATS,
-                dtype=(np.float32, np.float64),
-                multi_output=True,
-                y_numeric=True,
-            )
-            X = _to_dense(X, np.float32)
-            target_ndim = y.ndim
-            y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+            resume = self.warm_start and hasattr(self, "net_")
+            return self._train(X, y, sample_weight, resume=resume, streaming=False)
 
-            rng = check_random_state(self.random_state)
-            seed = int(rng.randint(np.iinfo(np.int32).max))
-            target_mean, target_scale = _column_mean_and_scale(y)
-            # A constant column trains on zeros; its zero scale then predicts the constant.
-            y = ((y - target_mean) / np.where(target_scale > 0, target_scale, 1.0))
-            y = y.astype(np.float32)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Train for one epoch over (X, y), continuing from the current weights.
 
-            validation_data = None
-            if self.early_stopping:
-                X, X_valid, y, y_valid = train_test_split(
-                    X, y, test_size=self.validation_fraction, random_state=rng
-                )
-                validation_data = (X_valid, y_valid)
+        The first call initializes the model, and the standardization of inputs
+        and targets is learned from its data: pass a representative chunk first.
+        Later calls keep the optimizer's state, so successive calls over chunks
+        of a large data set train like epochs over it. There is no early stopping
+        and the learning rate stays at ``lr``.
 
-            net = build_net(
-                n_features=X.shape[1],
-                n_outputs=y.shape[1],
-                hidden_layer_sizes=hidden_layer_sizes,
-                dropout=self.dropout,
-                lr=self.lr,
-                weight_decay=self.weight_decay,
-                batch_size=self.batch_size,
-                max_epochs=self.max_epochs,
-                device=device,
-                verbose=self.verbose,
-                validation_data=validation_data,
-                target_scale=target_scale,
-                n_iter_no_change=self.n_iter_no_change,
-                tol=self.tol,
-            )
-            with seeded_torch_rng(seed, device):
-                net.fit(X, y)
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data.
 
-        self.net_ = net
-        self.device_ = device
-        self.n_outputs_ = y.shape[1]
-        self._target_ndim = target_ndim
-        self._target_mean = target_mean
-        self._target_scale = target_scale
-        self._set_training_curves()
-        return self
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Target values, with as many outputs as in earlier calls.
+
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample.
+
+        Returns
+        -------
+        self : TorchMLPRegressor
+            The updated estimator.
+        """
+        with _unchanged_on_error(self):
+            return self._train(X, y, sample_weight, resume=hasattr(self, "net_"), streaming=True)
 
     def predict(self, X):
         """Predict targets for X.
@@ -287,14 +305,16 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=_SPARSE_FORMATS, dtype=np.float64, reset=False)
+        X = _to_dense(X, np.float64)
+        if self._input_standardizer is not None:
+            X = self._input_standardizer.transform(X, dtype=np.float64)
         with torch.inference_mode():
-            y_pred = self.net_.predict(_to_dense(X, np.float64))
-        y_pred = y_pred * self._target_scale + self._target_mean
+            y_pred = self._target_standardizer.inverse_transform(self.net_.predict(X))
         return y_pred.ravel() if self._target_ndim == 1 else y_pred
 
     @property
     def history_(self):
-        """skorch ``History`` of the last fit: one row per epoch, with losses and timings."""
+        """skorch ``History`` of the training so far: one row per epoch, with losses and timings."""
         check_is_fitted(self)
         return self.net_.history
 
@@ -310,6 +330,99 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
             # The engine maps a GPU-trained model to the CPU when no GPU is present.
             self.device_ = str(self.net_.device)
 
+    def _train(self, X, y, sample_weight, *, resume, streaming):
+        """Validate the data, then train a new or resumed net; shared by fit and partial_fit."""
+        hidden_layer_sizes = self._checked_hidden_layer_sizes()
+        device = resolve_device(self.device)
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            reset=not resume,
+            accept_sparse=_SPARSE_FORMATS,
+            dtype=(np.float32, np.float64),
+            multi_output=True,
+            y_numeric=True,
+        )
+        X = _to_dense(X, np.float32)
+        y = np.asarray(y, dtype=np.float64)
+        target_ndim = y.ndim
+        y = y.reshape(len(y), -1)
+        if resume and y.shape[1] != self.n_outputs_:
+            raise ValueError(
+                f"y has {y.shape[1]} output(s), but {self.__class__.__name__} was fitted "
+                f"with {self.n_outputs_}. Pass targets with {self.n_outputs_} column(s), "
+                "or fit a new model (warm_start=False)."
+            )
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        if resume:
+            # Continuing a stream: a different shuffle per call, reproducible from random_state.
+            seed = (seed + self.n_iter_) % np.iinfo(np.int32).max
+            input_standardizer = self._input_standardizer
+            target_standardizer = self._target_standardizer
+        else:
+            input_standardizer = (
+                ColumnStandardizer(X, sample_weight) if self.standardize_inputs else None
+            )
+            target_standardizer = ColumnStandardizer(y, sample_weight)
+
+        y = target_standardizer.transform(y)
+        if sample_weight is not None:
+            # Weights travel with their rows as an extra target column; mean 1 keeps the
+            # loss on the scale of the unweighted one, whatever the weights' units.
+            weights = sample_weight / sample_weight.mean()
+            y = np.column_stack([y, weights.astype(np.float32)])
+
+        validation_data = None
+        if self.early_stopping and not streaming:
+            X, X_valid, y, y_valid = train_test_split(
+                X, y, test_size=self.validation_fraction, random_state=rng
+            )
+            validation_data = (X_valid, y_valid)
+        if input_standardizer is not None:
+            # In place when the split already copied X, else into one new array.
+            owned = validation_data is not None
+            X = input_standardizer.transform(X, copy=not owned)
+            if validation_data is not None:
+                validation_data = (input_standardizer.transform(X_valid, copy=False), y_valid)
+
+        net = build_net(
+            n_features=X.shape[1],
+            n_outputs=target_standardizer.mean_.shape[0],
+            hidden_layer_sizes=hidden_layer_sizes,
+            dropout=self.dropout,
+            lr=self.lr,
+            lr_schedule="constant" if streaming else self.lr_schedule,
+            weight_decay=self.weight_decay,
+            batch_size=self.batch_size,
+            max_epochs=1 if streaming else self.max_epochs,
+            device=device,
+            verbose=self.verbose,
+            weighted=sample_weight is not None,
+            target_scale=target_standardizer.scale_,
+            validation_data=validation_data,
+            n_iter_no_change=self.n_iter_no_change,
+            tol=self.tol,
+        )
+        with seeded_torch_rng(seed, device):
+            net.initialize()
+            if resume:
+                _continue_training_state(net, self.net_, keep_optimizer=streaming)
+            net.partial_fit(X, y)
+
+        self.net_ = net
+        self.device_ = device
+        self.n_outputs_ = y.shape[1] - (sample_weight is not None)
+        self._target_ndim = target_ndim
+        self._input_standardizer = input_standardizer
+        self._target_standardizer = target_standardizer
+        self._set_training_curves()
+        return self
+
     def _checked_hidden_layer_sizes(self):
         sizes = self.hidden_layer_sizes
         sizes = (sizes,) if isinstance(sizes, Integral) else tuple(sizes)
@@ -324,12 +437,34 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         history = self.net_.history
         self.n_iter_ = len(history)
         self.loss_curve_ = [float(loss) for loss in history[:, "train_loss"]]
-        if self.early_stopping:
-            self.validation_scores_ = [float(rmse) for rmse in history[:, "valid_rmse"]]
-            self.best_epoch_ = int(dict(self.net_.callbacks_)["early_stopping"].best_epoch_)
+        self.train_scores_ = [float(rmse) for rmse in history[:, "train_rmse"]]
+        callbacks = dict(self.net_.callbacks_)
+        if "early_stopping" in callbacks:
+            self.validation_scores_ = [
+                float(epoch["valid_rmse"]) if "valid_rmse" in epoch else None for epoch in history
+            ]
+            self.best_epoch_ = int(callbacks["early_stopping"].best_epoch_)
         else:
             self.validation_scores_ = None
             self.best_epoch_ = self.n_iter_
+
+
+def _continue_training_state(net, previous, *, keep_optimizer):
+    """Start ``net`` from the weights (and optionally Adam's state) and history of ``previous``."""
+    try:
+        net.module_.load_state_dict(previous.module_.state_dict())
+    except RuntimeError as exc:
+        raise ValueError(
+            "Cannot continue training: the network's shape changed since it was fitted "
+            "(hidden_layer_sizes or the number of features). Set warm_start=False to "
+            "fit a new network."
+        ) from exc
+    if keep_optimizer:
+        net.optimizer_.load_state_dict(previous.optimizer_.state_dict())
+        for group in net.optimizer_.param_groups:
+            group["lr"] = net.lr
+    # The curves continue where they stopped; a copy leaves the old model intact if this fit fails.
+    net.history = copy.deepcopy(previous.history)
 
 
 @contextmanager
@@ -349,11 +484,3 @@ def _to_dense(X, dtype):
     if sp.issparse(X):
         X = X.toarray()
     return np.ascontiguousarray(X, dtype=dtype)
-
-
-def _column_mean_and_scale(y):
-    """Per-column mean and standard deviation; constant columns get a scale of 0."""
-    mean = y.mean(axis=0)
-    scale = y.std(axis=0)
-    scale[scale < 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0)] = 0.0
-    return mean, scale

@@ -286,3 +286,13 @@ def test_verbose_prints_a_line_per_epoch_and_silent_by_default(regression_data, 
     small_model(max_epochs=3, verbose=1).fit(X, y)
     out = capsys.readouterr().out
     assert "train_loss" in out and "valid_loss" in out
+
+
+def test_fit_and_predict_leave_the_inputs_unchanged(regression_data):
+    X, y = (np.array(a) for a in regression_data)
+    weights = np.linspace(0.5, 2.0, len(y))
+    copies = X.copy(), y.copy(), weights.copy()
+    model = small_model().fit(X, y, sample_weight=weights)
+    model.predict(X)
+    for original, copy in zip((X, y, weights), copies):
+        np.testing.assert_array_equal(original, copy)
