@@ -28,6 +28,53 @@ class Dropout(nn.Dropout):
         return X * keep * (self._LEVELS / (self._LEVELS - threshold))
 
 
+class PeriodicEmbedding(nn.Module):
+    """Embed each numeric feature with learned periodic functions (PLR embeddings).
+
+    Every feature ``x_j`` becomes ``ReLU(W_j [cos(2 pi c_j x_j), sin(2 pi c_j x_j)] + b_j)``
+    with its own learned frequencies ``c_j`` and linear map ``W_j``. This lets the
+    network carve a feature into narrow ranges, which plain ReLU layers find hard on
+    tabular data (Gorishniy et al., "On Embeddings for Numerical Features in Tabular
+    Deep Learning", NeurIPS 2022).
+
+    Parameters
+    ----------
+    n_features : int
+        Number of input features.
+    n_frequencies : int, default=16
+        Number of frequencies per feature.
+    embedding_dim : int, default=16
+        Size of each feature's embedding; the output has
+        ``n_features * embedding_dim`` columns.
+    frequency_scale : float, default=0.1
+        Standard deviation of the initial frequencies, for standardized inputs.
+    """
+
+    def __init__(self, n_features, n_frequencies=16, embedding_dim=16, frequency_scale=0.1):
+        super().__init__()
+        self.frequency_scale = frequency_scale
+        self.frequencies = nn.Parameter(torch.empty(n_features, n_frequencies))
+        self.weight = nn.Parameter(torch.empty(n_features, 2 * n_frequencies, embedding_dim))
+        self.bias = nn.Parameter(torch.empty(n_features, embedding_dim))
+        self.out_features = n_features * embedding_dim
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self):
+        """Draw frequencies and weights; zero the biases."""
+        nn.init.normal_(self.frequencies, std=self.frequency_scale)
+        # Kaiming normal for ReLU with fan-in 2 * n_frequencies, per feature.
+        nn.init.normal_(self.weight, std=(2 / self.weight.shape[1]) ** 0.5)
+        nn.init.zeros_(self.bias)
+
+    def forward(self, X):
+        """Map (n_samples, n_features) to (n_samples, n_features * embedding_dim)."""
+        angles = 2 * torch.pi * self.frequencies * X[..., None]
+        periodic = torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
+        embedded = torch.einsum("nfk,fkd->nfd", periodic, self.weight) + self.bias
+        return torch.relu(embedded).flatten(1)
+
+
 class MLP(nn.Module):
     """Multi-layer perceptron for regression.
 
@@ -47,6 +94,9 @@ class MLP(nn.Module):
         Probability of zeroing each hidden unit during training. Dropout is a
         no-op in evaluation mode (``module.eval()``), so predictions are
         deterministic.
+    embedding : {"none", "periodic"}, default="none"
+        How each input feature enters the network: as is, or through a
+        :class:`PeriodicEmbedding`.
 
     Notes
     -----
@@ -57,10 +107,17 @@ class MLP(nn.Module):
     the caller seeds.
     """
 
-    def __init__(self, n_features, n_outputs, hidden_layer_sizes=(256, 256), dropout=0.1):
+    def __init__(
+        self, n_features, n_outputs, hidden_layer_sizes=(256, 256), dropout=0.1, embedding="none"
+    ):
         super().__init__()
+        if embedding == "periodic":
+            self.embedding = PeriodicEmbedding(n_features)
+            width_in = self.embedding.out_features
+        else:
+            self.embedding = nn.Identity()
+            width_in = n_features
         layers = []
-        width_in = n_features
         for width in hidden_layer_sizes:
             layers += [nn.Linear(width_in, width), nn.ReLU(), Dropout(dropout)]
             width_in = width
@@ -80,4 +137,4 @@ class MLP(nn.Module):
 
     def forward(self, X):
         """Map a batch of shape (n_samples, n_features) to (n_samples, n_outputs)."""
-        return self.output(self.hidden(X))
+        return self.output(self.hidden(self.embedding(X)))

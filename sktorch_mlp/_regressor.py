@@ -179,6 +179,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
     _parameter_constraints = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
+        "embedding": [StrOptions({"none", "periodic"})],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "lr_schedule": [StrOptions({"constant", "plateau", "cosine"})],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -200,6 +201,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         hidden_layer_sizes=(256, 256),
         *,
         dropout=0.1,
+        embedding="none",
         lr=1e-3,
         lr_schedule="plateau",
         weight_decay=0.0,
@@ -217,6 +219,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.dropout = dropout
+        self.embedding = embedding
         self.lr = lr
         self.lr_schedule = lr_schedule
         self.weight_decay = weight_decay
@@ -395,6 +398,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
             n_outputs=target_standardizer.mean_.shape[0],
             hidden_layer_sizes=hidden_layer_sizes,
             dropout=self.dropout,
+            embedding=self.embedding,
             lr=self.lr,
             lr_schedule="constant" if streaming else self.lr_schedule,
             weight_decay=self.weight_decay,

@@ -1,0 +1,145 @@
+"""Accuracy of TorchMLPRegressor() with its defaults against the usual alternatives.
+
+5-fold cross-validated RMSE, with the same folds and the same preprocessing Pipeline for every
+model (median-impute + standardize numeric columns, one-hot encode the others), and the mean fit
+time per fold. Models: TorchMLPRegressor(), scikit-learn's MLPRegressor(),
+HistGradientBoostingRegressor() and Ridge(), each with its defaults (and random_state=0).
+Data sets: the bundled California housing (target in $100,000), scikit-learn's diabetes, and
+make_friedman1 with 10,000 rows.
+
+Run from the repository root::
+
+    python benchmarks/accuracy.py --markdown docs/benchmarks_accuracy.md
+
+``--torch-params '{"dropout": 0.0}'`` evaluates other settings of TorchMLPRegressor (used to
+choose the defaults); ``--models`` and ``--datasets`` restrict the run.
+"""
+
+import argparse
+import json
+import os
+import platform
+import time
+import warnings
+
+import numpy as np
+import sklearn
+import skorch
+import torch
+from sklearn.datasets import load_diabetes, make_friedman1
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import KFold, cross_validate
+from sklearn.neural_network import MLPRegressor
+from sklearn.pipeline import Pipeline
+
+from sktorch_mlp import TorchMLPRegressor
+from sktorch_mlp import __version__ as sktorch_mlp_version
+from sktorch_mlp._preprocessing import make_tabular_preprocessor
+from sktorch_mlp.datasets import load_california_housing
+
+
+def california():
+    return load_california_housing(return_X_y=True)
+
+
+def diabetes():
+    return load_diabetes(return_X_y=True, as_frame=True)
+
+
+def friedman1():
+    import pandas as pd
+
+    X, y = make_friedman1(n_samples=10_000, random_state=0)
+    return pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])]), y
+
+
+DATASETS = {"california_housing": california, "diabetes": diabetes, "friedman1_10k": friedman1}
+
+
+def make_models(torch_params):
+    return {
+        "TorchMLPRegressor": TorchMLPRegressor(**{"random_state": 0, **torch_params}),
+        "MLPRegressor": MLPRegressor(random_state=0),
+        "HistGradientBoostingRegressor": HistGradientBoostingRegressor(random_state=0),
+        "Ridge": Ridge(),
+    }
+
+
+def evaluate(X, y, model, folds):
+    pipeline = Pipeline([("prep", make_tabular_preprocessor()), ("model", model)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = cross_validate(
+            pipeline, X, y, cv=folds, scoring="neg_root_mean_squared_error", n_jobs=1
+        )
+    rmse = -result["test_score"]
+    return {"rmse": float(rmse.mean()), "rmse_std": float(rmse.std()), "fit_s": float(result["fit_time"].mean())}
+
+
+def report(results, args):
+    lines = [
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU "
+        f"(TorchMLPRegressor on device='cpu', torch threads {torch.get_num_threads()}).",
+        f"Versions: Python {platform.python_version()}, torch {torch.__version__}, "
+        f"skorch {skorch.__version__}, scikit-learn {sklearn.__version__}, "
+        f"numpy {np.__version__}, sktorch_mlp {sktorch_mlp_version}.",
+        "Command: `python benchmarks/accuracy.py"
+        + (f" --torch-params '{args.torch_params}'" if args.torch_params != "{}" else "")
+        + "`",
+        "",
+        "5-fold CV RMSE (mean ± std over folds; same folds, `KFold(5, shuffle=True, "
+        "random_state=0)`, and same preprocessing for every model), mean fit time per fold.",
+        "",
+        "| data set | model | CV RMSE | fit s/fold | RMSE / MLPRegressor | RMSE / HistGB |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for dataset, by_model in results.items():
+        for model, r in by_model.items():
+            ratios = [
+                f"{r['rmse'] / by_model[ref]['rmse']:.3f}" if ref in by_model else "n/a"
+                for ref in ("MLPRegressor", "HistGradientBoostingRegressor")
+            ]
+            lines.append(
+                f"| {dataset} | {model} | {r['rmse']:.4f} ± {r['rmse_std']:.4f} | "
+                f"{r['fit_s']:.1f} | {ratios[0]} | {ratios[1]} |"
+            )
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--models", default="TorchMLPRegressor,MLPRegressor,HistGradientBoostingRegressor,Ridge")
+    parser.add_argument("--torch-params", default="{}", help="JSON dict of TorchMLPRegressor parameters")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--markdown", help="also write the report to this file")
+    parser.add_argument("--json", help="also write the raw results to this file")
+    args = parser.parse_args()
+
+    torch_params = json.loads(args.torch_params)
+    if "hidden_layer_sizes" in torch_params:
+        torch_params["hidden_layer_sizes"] = tuple(torch_params["hidden_layer_sizes"])
+    folds = KFold(args.folds, shuffle=True, random_state=0)
+    results = {}
+    for dataset in args.datasets.split(","):
+        X, y = DATASETS[dataset]()
+        models = make_models(torch_params)
+        results[dataset] = {}
+        for name in args.models.split(","):
+            start = time.perf_counter()
+            results[dataset][name] = evaluate(X, y, models[name], folds)
+            print(f"{dataset:20s} {name:30s} {results[dataset][name]} ({time.perf_counter() - start:.0f} s)", flush=True)
+    text = report(results, args)
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as out:
+            out.write(text + "\n")
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(results, out, indent=1)
+
+
+if __name__ == "__main__":
+    main()
