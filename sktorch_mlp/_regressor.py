@@ -19,7 +19,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from ._device import DeviceName, resolve_device
 from ._engine import build_net
-from ._scaling import ColumnStandardizer
+from ._scaling import ColumnStandardizer, make_input_transformer
 from ._seeding import seeded_torch_rng
 
 _SPARSE_FORMATS = ("csr", "csc", "coo")
@@ -89,10 +89,12 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         target) that counts as an improvement. Only used if
         ``early_stopping=True``.
 
-    standardize_inputs : bool, default=True
-        Standardize each input column with the mean and standard deviation of
-        the training data. Harmless after a ``StandardScaler``; essential
-        without one.
+    input_transform : {"quantile", "standard", "none"}, default="quantile"
+        How each input column is rescaled inside the estimator, learned from the
+        training data. "quantile" maps it through its empirical distribution
+        onto a standard normal (scikit-learn's ``QuantileTransformer``), which
+        tames skewed columns and outliers; "standard" subtracts the mean and
+        divides by the standard deviation; "none" uses the inputs as given.
 
     warm_start : bool, default=False
         If True, :meth:`fit` continues from the weights of the previous fit
@@ -189,7 +191,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
-        "standardize_inputs": ["boolean"],
+        "input_transform": [StrOptions({"quantile", "standard", "none"})],
         "warm_start": ["boolean"],
         "device": [DeviceName()],
         "random_state": ["random_state"],
@@ -211,7 +213,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
-        standardize_inputs=True,
+        input_transform="quantile",
         warm_start=False,
         device="auto",
         random_state=None,
@@ -229,7 +231,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
-        self.standardize_inputs = standardize_inputs
+        self.input_transform = input_transform
         self.warm_start = warm_start
         self.device = device
         self.random_state = random_state
@@ -309,8 +311,8 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse=_SPARSE_FORMATS, dtype=np.float64, reset=False)
         X = _to_dense(X, np.float64)
-        if self._input_standardizer is not None:
-            X = self._input_standardizer.transform(X, dtype=np.float64)
+        if self._input_transformer is not None:
+            X = self._input_transformer.transform(X, dtype=np.float64)
         with torch.inference_mode():
             y_pred = self._target_standardizer.inverse_transform(self.net_.predict(X))
         return y_pred.ravel() if self._target_ndim == 1 else y_pred
@@ -365,11 +367,11 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         if resume:
             # Continuing a stream: a different shuffle per call, reproducible from random_state.
             seed = (seed + self.n_iter_) % np.iinfo(np.int32).max
-            input_standardizer = self._input_standardizer
+            input_transformer = self._input_transformer
             target_standardizer = self._target_standardizer
         else:
-            input_standardizer = (
-                ColumnStandardizer(X, sample_weight) if self.standardize_inputs else None
+            input_transformer = make_input_transformer(
+                self.input_transform, X, sample_weight, random_state=seed
             )
             target_standardizer = ColumnStandardizer(y, sample_weight)
 
@@ -386,12 +388,12 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
                 X, y, test_size=self.validation_fraction, random_state=rng
             )
             validation_data = (X_valid, y_valid)
-        if input_standardizer is not None:
+        if input_transformer is not None:
             # In place when the split already copied X, else into one new array.
             owned = validation_data is not None
-            X = input_standardizer.transform(X, copy=not owned)
+            X = input_transformer.transform(X, copy=not owned)
             if validation_data is not None:
-                validation_data = (input_standardizer.transform(X_valid, copy=False), y_valid)
+                validation_data = (input_transformer.transform(X_valid, copy=False), y_valid)
 
         net = build_net(
             n_features=X.shape[1],
@@ -422,7 +424,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         self.device_ = device
         self.n_outputs_ = y.shape[1] - (sample_weight is not None)
         self._target_ndim = target_ndim
-        self._input_standardizer = input_standardizer
+        self._input_transformer = input_transformer
         self._target_standardizer = target_standardizer
         self._set_training_curves()
         return self

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from sktorch_mlp import TorchMLPRegressor
+from sktorch_mlp._scaling import make_input_transformer
 
 
 def exact_model(**params):
@@ -75,7 +76,8 @@ def test_partial_fit_trains_one_epoch_per_call_and_continues(regression_data):
 
 def test_partial_fit_over_chunks_learns_like_epochs(regression_data):
     X, y = regression_data
-    model = exact_model(batch_size=20)
+    # Quantiles learned from a 40-row first chunk would be coarse; standardize instead.
+    model = exact_model(batch_size=20, input_transform="standard")
     for _ in range(15):
         for chunk in np.array_split(np.arange(len(X)), 3):
             model.partial_fit(X[chunk], y[chunk])
@@ -139,15 +141,26 @@ def test_plateau_schedule_lowers_the_learning_rate_when_stuck():
     assert model.net_.optimizer_.param_groups[0]["lr"] < 0.3
 
 
-def test_input_standardization_makes_the_input_scale_irrelevant(regression_data):
+@pytest.mark.parametrize("input_transform", ["standard", "quantile"])
+def test_internal_input_transform_makes_the_input_scale_irrelevant(
+    regression_data, input_transform
+):
     X, y = regression_data
     shifted = X * 1e4 + 1e5
-    reference = exact_model().fit(X, y).predict(X)
-    np.testing.assert_allclose(
-        exact_model().fit(shifted, y).predict(shifted), reference, rtol=1e-3, atol=1e-2
-    )
-    raw = exact_model(standardize_inputs=False).fit(shifted, y).predict(shifted)
+    model = exact_model(input_transform=input_transform)
+    reference = model.fit(X, y).predict(X)
+    np.testing.assert_allclose(model.fit(shifted, y).predict(shifted), reference, rtol=1e-3, atol=1e-2)
+    raw = exact_model(input_transform="none").fit(shifted, y).predict(shifted)
     assert not np.allclose(raw, reference, rtol=1e-2)
+
+
+def test_quantile_transform_bounds_outliers_and_rare_indicators():
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.lognormal(sigma=3, size=2000), rng.random(2000) < 0.001])
+    transformer = make_input_transformer("quantile", X)
+    Z = transformer.transform(X)
+    assert Z.dtype == np.float32 and np.all(np.abs(Z) < 5.5)
+    np.testing.assert_allclose(np.median(Z[:, 0]), 0.0, atol=0.05)
 
 
 def test_rmse_curves_are_in_target_units(regression_data):
