@@ -189,7 +189,7 @@ def build_net(
                     monitor=monitor,
                     patience=n_iter_no_change,
                     threshold=tol,
-                    threshold_mode="abs",
+                    threshold_mode="rel",
                     load_best=True,
                 ),
             )

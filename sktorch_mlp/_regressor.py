@@ -85,9 +85,9 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         if ``early_stopping=True``.
 
     tol : float >= 0, default=1e-4
-        Minimum decrease of the validation loss (MSE of the standardized
-        target) that counts as an improvement. Only used if
-        ``early_stopping=True``.
+        Minimum relative decrease of the validation loss that counts as an
+        improvement: the loss must fall below ``(1 - tol)`` times the best so
+        far. Only used if ``early_stopping=True``.
 
     input_transform : {"quantile", "standard", "none"}, default="quantile"
         How each input column is rescaled inside the estimator, learned from the
