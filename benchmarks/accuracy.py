@@ -75,7 +75,11 @@ def evaluate(X, y, model, folds):
             pipeline, X, y, cv=folds, scoring="neg_root_mean_squared_error", n_jobs=1
         )
     rmse = -result["test_score"]
-    return {"rmse": float(rmse.mean()), "rmse_std": float(rmse.std()), "fit_s": float(result["fit_time"].mean())}
+    return {
+        "rmse": float(rmse.mean()),
+        "rmse_std": float(rmse.std()),
+        "fit_s": float(result["fit_time"].mean()),
+    }
 
 
 def report(results, args):
@@ -111,8 +115,12 @@ def report(results, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default=",".join(DATASETS))
-    parser.add_argument("--models", default="TorchMLPRegressor,MLPRegressor,HistGradientBoostingRegressor,Ridge")
-    parser.add_argument("--torch-params", default="{}", help="JSON dict of TorchMLPRegressor parameters")
+    parser.add_argument(
+        "--models", default="TorchMLPRegressor,MLPRegressor,HistGradientBoostingRegressor,Ridge"
+    )
+    parser.add_argument(
+        "--torch-params", default="{}", help="JSON dict of TorchMLPRegressor parameters"
+    )
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--markdown", help="also write the report to this file")
     parser.add_argument("--json", help="also write the raw results to this file")
@@ -130,7 +138,8 @@ def main():
         for name in args.models.split(","):
             start = time.perf_counter()
             results[dataset][name] = evaluate(X, y, models[name], folds)
-            print(f"{dataset:20s} {name:30s} {results[dataset][name]} ({time.perf_counter() - start:.0f} s)", flush=True)
+            seconds = time.perf_counter() - start
+            print(f"{dataset:20s} {name:30s} {results[dataset][name]} ({seconds:.0f} s)")
     text = report(results, args)
     print(text)
     if args.markdown:

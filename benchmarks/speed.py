@@ -141,7 +141,7 @@ def _timed(fn):
 def flops_per_epoch(n_samples, n_features):
     """Forward pass 2 flops per weight per sample; backward twice that."""
     widths = [n_features, *HIDDEN, 1]
-    weights = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+    weights = sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
     return 3 * 2 * n_samples * weights
 
 

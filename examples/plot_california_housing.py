@@ -1,4 +1,3 @@
-# ruff: noqa: E402
 """
 =================================================
 Training curves on the California housing data

@@ -1,4 +1,3 @@
-# ruff: noqa: E402
 """
 =============================================
 Tuning the network with a grid search

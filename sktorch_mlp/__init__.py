@@ -1,4 +1,4 @@
-"""A scikit-learn compatible multi-layer perceptron regressor, trained with PyTorch through skorch."""
+"""A scikit-learn compatible multi-layer perceptron regressor, trained with PyTorch via skorch."""
 
 from ._regressor import TorchMLPRegressor
 

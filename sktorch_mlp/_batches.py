@@ -68,7 +68,10 @@ class TensorBatches:
         for start in range(0, n_samples, self.batch_size):
             stop = min(start + self.batch_size, n_samples)
             rows = slice(start, stop) if order is None else order[start:stop]
-            yield self._to_device(self.X[rows]), (None if self.y is None else self._to_device(self.y[rows]))
+            yield (
+                self._to_device(self.X[rows]),
+                (None if self.y is None else self._to_device(self.y[rows])),
+            )
 
     def _to_device(self, batch):
         # A no-op when the data fits on the device; otherwise an async host-to-device copy.

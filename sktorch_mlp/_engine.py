@@ -105,11 +105,15 @@ class MLPNet(NeuralNetRegressor):
         per_output = torch.as_tensor(squared_error_sum).double().cpu().numpy()
         total_weight = weight_sum.item()
         self.history.new_batch()
-        self.history.record_batch(prefix + "_loss", per_output.sum() / (n_samples * len(per_output)))
+        self.history.record_batch(
+            prefix + "_loss", per_output.sum() / (n_samples * len(per_output))
+        )
         self.history.record_batch(prefix + "_batch_size", n_samples)
         self.history.record(prefix + "_batch_count", n_batches)
         scale = 1.0 if self.target_scale is None else np.asarray(self.target_scale)
-        mean_squared_error = np.sum(per_output * scale**2) / max(total_weight * len(per_output), 1e-300)
+        mean_squared_error = np.sum(per_output * scale**2) / max(
+            total_weight * len(per_output), 1e-300
+        )
         self.history.record(prefix + "_rmse", float(np.sqrt(mean_squared_error)))
 
     def _zero_grad_optimizer(self, set_to_none=None):
@@ -175,7 +179,10 @@ def build_net(
     if lr_schedule == "plateau":
         patience = max(n_iter_no_change // 2 - 1, 1)
         callbacks.append(
-            ("lr_schedule", LRScheduler("ReduceLROnPlateau", monitor=monitor, factor=0.3, patience=patience))
+            (
+                "lr_schedule",
+                LRScheduler("ReduceLROnPlateau", monitor=monitor, factor=0.3, patience=patience),
+            )
         )
     elif lr_schedule == "cosine":
         callbacks.append(("lr_schedule", LRScheduler("CosineAnnealingLR", T_max=max_epochs)))

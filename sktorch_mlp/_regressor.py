@@ -26,15 +26,17 @@ _SPARSE_FORMATS = ("csr", "csc", "coo")
 
 
 class TorchMLPRegressor(RegressorMixin, BaseEstimator):
-    """Multi-layer perceptron regressor trained with PyTorch, usable like any scikit-learn regressor.
+    """Multi-layer perceptron regressor trained with PyTorch, used like any scikit-learn regressor.
 
     The network is a stack of ``Linear -> ReLU -> Dropout`` blocks followed by a
-    linear output layer. Weights start small and random (Kaiming normal),
-    biases at zero. Training minimizes the mean squared error (MSE) with Adam,
-    over epochs of shuffled mini-batches, on a GPU when one is available.
+    linear output layer, optionally preceded by learned periodic embeddings of
+    each input feature. Weights start small and random (Kaiming normal), biases
+    at zero. Training minimizes the mean squared error (MSE) with Adam (AdamW,
+    with decoupled weight decay), over epochs of shuffled mini-batches, on a GPU
+    when one is available.
 
-    Inputs and targets are standardized internally (each column to zero mean
-    and unit variance) and predictions are mapped back, so targets in dollars
+    Inputs are rescaled internally (see ``input_transform``) and each target
+    column is standardized, with predictions mapped back, so targets in dollars
     train as well as targets near one, and a forgotten scaler does not ruin the
     fit. Missing values and categorical columns must still be handled before,
     for example with a :class:`~sklearn.compose.ColumnTransformer` in a
@@ -50,14 +52,22 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         Probability of zeroing each hidden unit while training, which
         regularizes the network. Dropout is off at prediction time.
 
+    embedding : {"none", "periodic"}, default="none"
+        How each input feature enters the network. "periodic" maps every
+        feature through sines and cosines of learned frequencies and a small
+        per-feature ReLU layer (PLR embeddings, Gorishniy et al. 2022) before
+        the hidden layers, which lets the network resolve narrow ranges of a
+        feature; "none" feeds the features as they are.
+
     lr : float > 0, default=1e-3
         Initial learning rate of the Adam optimizer.
 
     lr_schedule : {"plateau", "cosine", "constant"}, default="plateau"
         How the learning rate changes over epochs. "plateau" divides it by 3.3
-        when the validation loss (the training loss without early stopping)
-        has not improved for ``max(n_iter_no_change // 2 - 1, 1)`` epochs;
-        "cosine" anneals it to zero over ``max_epochs``; "constant" keeps it.
+        once the validation loss (the training loss without early stopping)
+        has failed to improve for more than ``max(n_iter_no_change // 2 - 1, 1)``
+        epochs; "cosine" anneals it to zero over ``max_epochs``; "constant"
+        keeps it.
 
     weight_decay : float >= 0, default=0.0
         Decoupled weight decay (AdamW): every step shrinks the weights by
@@ -164,8 +174,8 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
     -----
     Training computes in float32. :meth:`predict` runs the trained weights in
     float64 and returns float64 like other scikit-learn regressors, so a
-    sample's prediction does not depend on which other samples share its batch.
-    Sparse inputs are densified.
+    sample's prediction does not depend, beyond float64 rounding (about 1e-13),
+    on which other samples share its batch. Sparse inputs are densified.
 
     Examples
     --------

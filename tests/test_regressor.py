@@ -294,5 +294,5 @@ def test_fit_and_predict_leave_the_inputs_unchanged(regression_data):
     copies = X.copy(), y.copy(), weights.copy()
     model = small_model().fit(X, y, sample_weight=weights)
     model.predict(X)
-    for original, copy in zip((X, y, weights), copies):
+    for original, copy in zip((X, y, weights), copies, strict=True):
         np.testing.assert_array_equal(original, copy)

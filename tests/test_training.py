@@ -149,7 +149,9 @@ def test_internal_input_transform_makes_the_input_scale_irrelevant(
     shifted = X * 1e4 + 1e5
     model = exact_model(input_transform=input_transform)
     reference = model.fit(X, y).predict(X)
-    np.testing.assert_allclose(model.fit(shifted, y).predict(shifted), reference, rtol=1e-3, atol=1e-2)
+    np.testing.assert_allclose(
+        model.fit(shifted, y).predict(shifted), reference, rtol=1e-3, atol=1e-2
+    )
     raw = exact_model(input_transform="none").fit(shifted, y).predict(shifted)
     assert not np.allclose(raw, reference, rtol=1e-2)
 
