@@ -91,7 +91,10 @@ class MLPNet(NeuralNetRegressor):
             self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
             y_true, weight = self.criterion_.split_target(batch[1])
-            squared_error = (step["y_pred"].detach() - y_true).square()
+            y_pred = step["y_pred"].detach()
+            if y_pred.dim() == 3:  # an ensemble's members: score their average
+                y_pred = y_pred.mean(dim=0)
+            squared_error = (y_pred - y_true).square()
             if weight is None:
                 weight_sum += len(y_true)
             else:
@@ -147,6 +150,7 @@ def build_net(
     device,
     verbose,
     embedding="none",
+    ensemble_size=1,
     weighted=False,
     target_scale=None,
     validation_data=None,
@@ -208,6 +212,7 @@ def build_net(
         module__hidden_layer_sizes=hidden_layer_sizes,
         module__dropout=dropout,
         module__embedding=embedding,
+        module__ensemble_size=ensemble_size,
         criterion=MSELoss,
         criterion__weighted=weighted,
         optimizer=torch.optim.AdamW,

@@ -75,8 +75,31 @@ class PeriodicEmbedding(nn.Module):
         return torch.relu(embedded).flatten(1)
 
 
+class EnsembleLinear(nn.Module):
+    """``n_members`` independent linear layers applied in one batched product.
+
+    Maps (n_members, n_samples, in_features) to (n_members, n_samples,
+    out_features): member ``m`` uses only ``weight[m]`` and ``bias[m]``.
+
+    Parameters
+    ----------
+    n_members : int
+    in_features : int
+    out_features : int
+    """
+
+    def __init__(self, n_members, in_features, out_features):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = nn.Parameter(torch.empty(n_members, in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(n_members, 1, out_features))
+
+    def forward(self, X):
+        return torch.baddbmm(self.bias, X, self.weight)
+
+
 class MLP(nn.Module):
-    """Multi-layer perceptron for regression.
+    """Multi-layer perceptron for regression, or a small ensemble of them.
 
     Each hidden block is ``Linear -> ReLU -> Dropout``; the output layer is a
     plain ``Linear`` so predictions can take any real value.
@@ -97,6 +120,12 @@ class MLP(nn.Module):
     embedding : {"none", "periodic"}, default="none"
         How each input feature enters the network: as is, or through a
         :class:`PeriodicEmbedding`.
+    ensemble_size : int, default=1
+        Number of networks trained side by side on the same batches, each with
+        its own initial weights and dropout masks (sharing the embedding). In
+        training mode the output has shape (ensemble_size, n_samples,
+        n_outputs), one prediction per member, so each member is fitted to the
+        target; in evaluation mode the members' predictions are averaged.
 
     Notes
     -----
@@ -108,33 +137,52 @@ class MLP(nn.Module):
     """
 
     def __init__(
-        self, n_features, n_outputs, hidden_layer_sizes=(256, 256), dropout=0.1, embedding="none"
+        self,
+        n_features,
+        n_outputs,
+        hidden_layer_sizes=(256, 256),
+        dropout=0.1,
+        embedding="none",
+        ensemble_size=1,
     ):
         super().__init__()
+        self.ensemble_size = ensemble_size
         if embedding == "periodic":
             self.embedding = PeriodicEmbedding(n_features)
             width_in = self.embedding.out_features
         else:
             self.embedding = nn.Identity()
             width_in = n_features
+
+        def linear(width_in, width_out):
+            if ensemble_size == 1:
+                return nn.Linear(width_in, width_out)
+            return EnsembleLinear(ensemble_size, width_in, width_out)
+
         layers = []
         for width in hidden_layer_sizes:
-            layers += [nn.Linear(width_in, width), nn.ReLU(), Dropout(dropout)]
+            layers += [linear(width_in, width), nn.ReLU(), Dropout(dropout)]
             width_in = width
         self.hidden = nn.Sequential(*layers)
-        self.output = nn.Linear(width_in, n_outputs)
+        self.output = linear(width_in, n_outputs)
         self.reset_parameters()
 
     @torch.no_grad()
     def reset_parameters(self):
         """Draw new weights (Kaiming normal) and set every bias to zero."""
-        for layer in self.hidden:
-            if isinstance(layer, nn.Linear):
-                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
-                nn.init.zeros_(layer.bias)
-        nn.init.kaiming_normal_(self.output.weight, nonlinearity="linear")
-        nn.init.zeros_(self.output.bias)
+        layers = [layer for layer in self.hidden if hasattr(layer, "in_features")]
+        for layer, gain in [(layer, 2.0) for layer in layers] + [(self.output, 1.0)]:
+            # Kaiming normal: variance gain / fan_in (2 for ReLU layers, 1 for the linear output).
+            nn.init.normal_(layer.weight, std=(gain / layer.in_features) ** 0.5)
+            nn.init.zeros_(layer.bias)
 
     def forward(self, X):
-        """Map a batch of shape (n_samples, n_features) to (n_samples, n_outputs)."""
-        return self.output(self.hidden(self.embedding(X)))
+        """Map (n_samples, n_features) to (n_samples, n_outputs).
+
+        An ensemble in training mode returns (ensemble_size, n_samples, n_outputs).
+        """
+        hidden = self.embedding(X)
+        if self.ensemble_size == 1:
+            return self.output(self.hidden(hidden))
+        members = self.output(self.hidden(hidden.expand(self.ensemble_size, *hidden.shape)))
+        return members if self.training else members.mean(dim=0)

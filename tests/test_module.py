@@ -65,3 +65,27 @@ def test_dropout_is_identity_in_eval_mode_and_seeded_in_training():
 def test_dropout_close_to_one_stays_finite():
     out = Dropout(0.99999).train()(torch.ones(10, 10))
     assert torch.isfinite(out).all()
+
+
+def test_ensemble_members_are_independent_networks():
+    torch.manual_seed(0)
+    module = MLP(n_features=4, n_outputs=2, hidden_layer_sizes=(8,), dropout=0.0, ensemble_size=3)
+    X = torch.randn(5, 4)
+    members = module.train()(X)
+    assert members.shape == (3, 5, 2)
+    assert not torch.allclose(members[0], members[1])
+    # Member m computes a plain MLP with its own slice of every weight.
+    first, output = module.hidden[0], module.output
+    member_1 = torch.relu(X @ first.weight[1] + first.bias[1]) @ output.weight[1] + output.bias[1]
+    torch.testing.assert_close(members[1], member_1)
+    torch.testing.assert_close(module.eval()(X), members.mean(dim=0))
+
+
+def test_ensemble_members_start_from_kaiming_weights_and_zero_biases():
+    torch.manual_seed(0)
+    module = MLP(
+        n_features=300, n_outputs=1, hidden_layer_sizes=(200,), dropout=0.0, ensemble_size=4
+    )
+    weight = module.hidden[0].weight
+    assert weight.std().item() == pytest.approx((2 / 300) ** 0.5, rel=0.02)
+    assert torch.count_nonzero(module.hidden[0].bias) == 0

@@ -182,3 +182,15 @@ def _weights(model):
 def _adam_steps(model):
     state = model.net_.optimizer_.state
     return int(next(iter(state.values()))["step"])
+
+
+def test_ensemble_predicts_the_average_of_its_members(regression_data):
+    X, y = regression_data
+    model = exact_model(ensemble_size=3).fit(X, y)
+    module = model.net_.module_.train()
+    with torch.no_grad():
+        members = module(torch.as_tensor(model._input_transformer.transform(X)))
+    module.eval()
+    averaged = model._target_standardizer.inverse_transform(members.mean(dim=0).numpy())
+    np.testing.assert_allclose(model.predict(X), averaged.ravel(), rtol=1e-4, atol=1e-4)
+    assert model.score(X, y) > 0.5
