@@ -9,7 +9,9 @@ make_friedman1 with 10,000 rows.
 
 Run from the repository root::
 
-    python benchmarks/accuracy.py --markdown docs/benchmarks_accuracy.md
+    python benchmarks/accuracy.py --markdown accuracy.md
+
+The results of a run are recorded in docs/benchmarks.md.
 
 ``--torch-params '{"dropout": 0.0}'`` evaluates other settings of TorchMLPRegressor (used to
 choose the defaults); ``--models`` and ``--datasets`` restrict the run.

@@ -3,7 +3,8 @@
 Four ways to train the same MLP (256x256, ReLU, batch 128, Adam lr 1e-3, no early stopping)
 on the same preprocessed California housing training split (16,512 x 13 float32):
 
-- ``TorchMLPRegressor``: this package;
+- ``TorchMLPRegressor``: this package, with the plain architecture (no embedding, one network,
+  constant learning rate, standardized inputs);
 - a plain PyTorch loop over pre-loaded tensors (``randperm`` + slicing, ``torch.optim.Adam``);
 - skorch's ``NeuralNetRegressor`` with its defaults (``DataLoader`` + collate per batch);
 - scikit-learn's ``MLPRegressor`` (solver="adam"; it has no dropout).
@@ -14,7 +15,9 @@ Then: time per epoch and peak memory for n = 10^4, 10^5, 10^6 generated rows wit
 
 Run from the repository root::
 
-    python benchmarks/speed.py --markdown docs/benchmarks_speed.md
+    python benchmarks/speed.py --markdown speed.md
+
+The results of a run are recorded in docs/benchmarks.md.
 """
 
 import argparse
@@ -44,6 +47,15 @@ from sktorch_mlp.datasets import load_california_housing
 HIDDEN = (256, 256)
 DROPOUT = 0.1
 LR = 1e-3
+# TorchMLPRegressor settings that give the same network and loop as the other trainers.
+PLAIN_ARCHITECTURE = dict(
+    embedding="none",
+    ensemble_size=1,
+    input_transform="standard",
+    lr_schedule="constant",
+    early_stopping=False,
+    device="cpu",
+)
 
 
 def california_training_split():
@@ -60,9 +72,8 @@ def fit_sktorch_mlp(X, y, epochs, batch_size):
         lr=LR,
         batch_size=batch_size,
         max_epochs=epochs,
-        early_stopping=False,
-        device="cpu",
         random_state=0,
+        **PLAIN_ARCHITECTURE,
     ).fit(X, y)
 
 
@@ -158,7 +169,7 @@ def scaling_child(n_samples, epochs):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((n_samples, 50), dtype=np.float32)
     y = X[:, :5].sum(axis=1) + 0.1 * rng.standard_normal(n_samples, dtype=np.float32)
-    model = TorchMLPRegressor(HIDDEN, max_epochs=1, early_stopping=False, device="cpu")
+    model = TorchMLPRegressor(HIDDEN, max_epochs=1, **PLAIN_ARCHITECTURE)
     model.fit(X[:256], y[:256])  # warm-up: imports, thread pools, allocator
     rss_before = _rss_bytes()
     model.set_params(max_epochs=epochs)

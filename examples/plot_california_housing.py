@@ -8,6 +8,11 @@ This example fits :class:`~sktorch_mlp.TorchMLPRegressor` in a
 with the package. It compares the root mean squared error (RMSE) on the training
 rows with the RMSE on held-out test rows, then plots the training loss and the
 training and validation RMSE recorded at each epoch.
+
+The regressor keeps its defaults: quantile-transformed inputs, periodic
+embeddings and an ensemble of four networks. To keep the example quick on a
+CPU, it trains on a random subsample of 4,000 of the training rows, for at most
+100 epochs.
 """
 
 # %%
@@ -17,23 +22,36 @@ training and validation RMSE recorded at each epoch.
 # (``ocean_proximity``) and 207 missing values in ``total_bedrooms``. The target
 # is the median house value in units of $100,000. The test rows are kept aside
 # until the end: their RMSE estimates the error on data the model has never seen.
+#
+# The default model trains four networks side by side, which on a CPU takes a
+# while on all 16,512 training rows. To keep this example quick, the model is
+# trained on a random subsample of 4,000 of them; all 4,128 test rows are kept.
+# Use ``X_train`` and ``y_train`` instead of ``X_fit`` and ``y_fit`` below to
+# train on all the rows.
 from sklearn.model_selection import train_test_split
 
 from sktorch_mlp.datasets import load_california_housing
 
 X, y = load_california_housing(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=0)
-X_train.head()
+X_fit = X_train.sample(n=4000, random_state=0)
+y_fit = y_train.loc[X_fit.index]
+X_fit.head()
 
 # %%
 # Build the pipeline
 # ------------------
-# The network needs numbers without missing values, on a similar scale. Numeric
-# columns are imputed with their median and standardized; ``ocean_proximity`` is
-# one-hot encoded. Both steps are fitted on the training rows only, inside the
-# pipeline. (The regressor also standardizes its inputs itself, so the scaler is
-# a safeguard rather than a necessity.) The regressor keeps its defaults except
-# ``random_state``, which makes the run reproducible.
+# The network needs numbers without missing values. Numeric columns are imputed
+# with their median and standardized; ``ocean_proximity`` is one-hot encoded.
+# Both steps are fitted on the training rows only, inside the pipeline. (The
+# regressor also rescales every input column itself, by default mapping it
+# through its empirical distribution onto a standard normal with a quantile
+# transformation, so the scaler is a safeguard rather than a necessity.)
+#
+# The regressor keeps its defaults except two settings: ``random_state``, which
+# makes the run reproducible, and ``max_epochs=100`` (instead of 200), which
+# bounds the running time of this example on a CPU. Early stopping usually ends
+# training before that.
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -52,19 +70,26 @@ preprocess = ColumnTransformer(
         ("categorical", OneHotEncoder(handle_unknown="ignore"), ["ocean_proximity"]),
     ]
 )
-model = Pipeline([("prep", preprocess), ("mlp", TorchMLPRegressor(random_state=0))])
-model.fit(X_train, y_train)
+model = Pipeline(
+    [
+        ("prep", preprocess),
+        # max_epochs=100 (default 200) only bounds the running time of this example.
+        ("mlp", TorchMLPRegressor(max_epochs=100, random_state=0)),
+    ]
+)
+model.fit(X_fit, y_fit)
 
 # %%
 # Train and test RMSE
 # -------------------
 # The training RMSE is measured on rows the network learned from, so it is
 # optimistic. The test RMSE is the honest estimate; the gap between the two
-# shows how well the model generalizes.
+# shows how well the model generalizes. Trained on a quarter of the training
+# rows, the model is less accurate than one trained on all of them.
 from sklearn.metrics import root_mean_squared_error
 
 mlp = model.named_steps["mlp"]
-train_rmse = root_mean_squared_error(y_train, model.predict(X_train))
+train_rmse = root_mean_squared_error(y_fit, model.predict(X_fit))
 test_rmse = root_mean_squared_error(y_test, model.predict(X_test))
 print(f"Epochs run: {mlp.n_iter_}, weights kept from epoch {mlp.best_epoch_}")
 print(f"Train RMSE: {train_rmse:.3f} (x $100,000)")
@@ -79,9 +104,10 @@ print(f"Test RMSE:  {test_rmse:.3f} (x $100,000)")
 # ``train_scores_`` and ``validation_scores_`` are the RMSE on the training
 # batches and on the validation rows, both in units of $100,000; the training
 # RMSE is measured with dropout active, the validation RMSE with dropout off.
-# Training stopped once the validation loss had not improved for
-# ``n_iter_no_change`` epochs, and the model holds the weights of
-# ``best_epoch_`` (dashed line).
+# All three are computed from the average prediction of the ensemble's four
+# networks. Training stops once the validation loss has not improved for
+# ``n_iter_no_change`` (20) epochs, or after ``max_epochs``, and the model holds
+# the weights of ``best_epoch_`` (dashed line).
 import matplotlib.pyplot as plt
 
 epochs = range(1, mlp.n_iter_ + 1)

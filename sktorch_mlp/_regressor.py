@@ -48,18 +48,18 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         Width of each hidden layer, from input to output. An int means one
         hidden layer; an empty tuple gives a linear model.
 
-    dropout : float in [0, 1), default=0.1
+    dropout : float in [0, 1), default=0.05
         Probability of zeroing each hidden unit while training, which
         regularizes the network. Dropout is off at prediction time.
 
-    embedding : {"none", "periodic"}, default="none"
+    embedding : {"periodic", "none"}, default="periodic"
         How each input feature enters the network. "periodic" maps every
         feature through sines and cosines of learned frequencies and a small
         per-feature ReLU layer (PLR embeddings, Gorishniy et al. 2022) before
         the hidden layers, which lets the network resolve narrow ranges of a
         feature; "none" feeds the features as they are.
 
-    ensemble_size : int >= 1, default=1
+    ensemble_size : int >= 1, default=4
         Number of networks trained side by side on the same mini-batches, each
         from its own random initial weights; predictions are their average.
         Averaging several networks reduces the variance of the prediction. The
@@ -97,7 +97,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         Fraction of the training data held out for early stopping. Only used if
         ``early_stopping=True``.
 
-    n_iter_no_change : int >= 1, default=10
+    n_iter_no_change : int >= 1, default=20
         Number of epochs without improvement before training stops. Only used
         if ``early_stopping=True``.
 
@@ -115,8 +115,8 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
 
     warm_start : bool, default=False
         If True, :meth:`fit` continues from the weights of the previous fit
-        (with a fresh optimizer), keeping its input and target
-        standardization, and the training curves continue.
+        (with a fresh optimizer), keeping the input transformation and target
+        standardization it learned, and the training curves continue.
 
     device : {"auto", "cpu", "cuda"} or "cuda:N", default="auto"
         Where to train and predict. "auto" uses the first GPU when
@@ -149,7 +149,8 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
 
     loss_curve_ : list of float
         Mean training loss (MSE of the standardized target, with dropout
-        active) of each epoch.
+        active) of each epoch; for an ensemble, the MSE of the members'
+        average prediction.
 
     train_scores_ : list of float
         Root mean squared error on the training batches of each epoch, in the
@@ -220,9 +221,9 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         self,
         hidden_layer_sizes=(256, 256),
         *,
-        dropout=0.1,
-        embedding="none",
-        ensemble_size=1,
+        dropout=0.05,
+        embedding="periodic",
+        ensemble_size=4,
         lr=1e-3,
         lr_schedule="plateau",
         weight_decay=0.0,
@@ -230,7 +231,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         max_epochs=200,
         early_stopping=True,
         validation_fraction=0.1,
-        n_iter_no_change=10,
+        n_iter_no_change=20,
         tol=1e-4,
         input_transform="quantile",
         warm_start=False,
@@ -273,9 +274,10 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
             Target values. A 2-D ``y`` trains one output per column.
 
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weight of each sample in the squared error (and in the
-            internal standardization). A weight of zero removes a sample's
-            influence; None weighs all samples equally.
+            Non-negative weight of each sample in the squared error and in the
+            target's standardization; the input quantiles use the samples of
+            positive weight. A weight of zero removes a sample's influence;
+            None weighs all samples equally.
 
         Returns
         -------
@@ -290,8 +292,10 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
     def partial_fit(self, X, y, sample_weight=None):
         """Train for one epoch over (X, y), continuing from the current weights.
 
-        The first call initializes the model, and the standardization of inputs
-        and targets is learned from its data: pass a representative chunk first.
+        The first call initializes the model, and the input transformation and
+        target standardization are learned from its data: pass a representative
+        chunk first (with ``input_transform="quantile"``, at least a few
+        thousand rows, or use ``input_transform="standard"``).
         Later calls keep the optimizer's state, so successive calls over chunks
         of a large data set train like epochs over it. There is no early stopping
         and the learning rate stays at ``lr``.
@@ -483,8 +487,8 @@ def _continue_training_state(net, previous, *, keep_optimizer):
     except RuntimeError as exc:
         raise ValueError(
             "Cannot continue training: the network's shape changed since it was fitted "
-            "(hidden_layer_sizes or the number of features). Set warm_start=False to "
-            "fit a new network."
+            "(hidden_layer_sizes, embedding, ensemble_size or the number of features). "
+            "Set warm_start=False to fit a new network."
         ) from exc
     if keep_optimizer:
         net.optimizer_.load_state_dict(previous.optimizer_.state_dict())
