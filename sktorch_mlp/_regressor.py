@@ -48,7 +48,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         Width of each hidden layer, from input to output. An int means one
         hidden layer; an empty tuple gives a linear model.
 
-    dropout : float in [0, 1), default=0.05
+    dropout : float in [0, 1), default=0.0
         Probability of zeroing each hidden unit while training, which
         regularizes the network. Dropout is off at prediction time.
 
@@ -221,7 +221,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         self,
         hidden_layer_sizes=(256, 256),
         *,
-        dropout=0.05,
+        dropout=0.0,
         embedding="periodic",
         ensemble_size=4,
         lr=1e-3,

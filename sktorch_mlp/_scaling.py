@@ -31,9 +31,23 @@ class ColumnStandardizer:
     """
 
     def __init__(self, values, sample_weight=None):
-        values = np.asarray(values, dtype=np.float64)
-        self.mean_ = np.average(values, axis=0, weights=sample_weight)
-        variance = np.average((values - self.mean_) ** 2, axis=0, weights=sample_weight)
+        weights = np.ones(len(values)) if sample_weight is None else np.asarray(sample_weight)
+        total = weights.sum()
+        # Two passes over row chunks, accumulating in float64: no float64 copy of the data.
+        self.mean_ = (
+            sum(
+                weights[rows] @ np.asarray(values[rows], dtype=np.float64)
+                for rows in _chunks(values)
+            )
+            / total
+        )
+        variance = (
+            sum(
+                weights[rows] @ (np.asarray(values[rows], dtype=np.float64) - self.mean_) ** 2
+                for rows in _chunks(values)
+            )
+            / total
+        )
         scale = np.sqrt(variance)
         tiny = 10 * np.finfo(np.float32).eps * np.maximum(np.abs(self.mean_), 1.0)
         self.scale_ = np.where(scale > tiny, scale, 0.0)
@@ -83,10 +97,15 @@ class QuantileNormalizer:
         ).fit(values)
 
     def transform(self, values, dtype=np.float32, copy=True):
-        """Transform ``values`` into a new C-ordered array of ``dtype`` (``copy`` is ignored)."""
-        out = np.empty(values.shape, dtype=dtype)
-        for start in range(0, len(values), _CHUNK_ROWS):
-            rows = slice(start, start + _CHUNK_ROWS)
+        """Transform ``values``; with ``copy=False`` and a matching dtype, in place.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_columns), C-ordered, of ``dtype``
+        """
+        in_place = not copy and values.dtype == dtype and values.flags.c_contiguous
+        out = values if in_place and values.flags.writeable else np.empty(values.shape, dtype)
+        for rows in _chunks(values):
             out[rows] = self.transformer_.transform(values[rows])
         return out
 
@@ -98,3 +117,8 @@ def make_input_transformer(kind, values, sample_weight=None, random_state=0):
     if kind == "standard":
         return ColumnStandardizer(values, sample_weight)
     return None
+
+
+def _chunks(values):
+    """Row slices of at most ``_CHUNK_ROWS`` rows covering ``values``."""
+    return [slice(start, start + _CHUNK_ROWS) for start in range(0, len(values), _CHUNK_ROWS)]

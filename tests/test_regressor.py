@@ -12,6 +12,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from sktorch_mlp import TorchMLPRegressor
+from sktorch_mlp._module import PeriodicEmbedding
 
 
 def small_model(**params):
@@ -97,7 +98,9 @@ def test_fitted_attributes(regression_data):
 
 def test_network_architecture_and_initialization(regression_data):
     X, y = regression_data
-    model = small_model(hidden_layer_sizes=(32, 16), dropout=0.3, max_epochs=1).fit(X, y)
+    model = small_model(
+        hidden_layer_sizes=(32, 16), dropout=0.3, embedding="none", ensemble_size=1, max_epochs=1
+    ).fit(X, y)
     layers = list(model.net_.module_.modules())
     linear = [m for m in layers if isinstance(m, torch.nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linear] == [(5, 32), (32, 16), (16, 1)]
@@ -108,6 +111,14 @@ def test_network_architecture_and_initialization(regression_data):
     first = fresh.hidden[0].weight
     # Kaiming normal for ReLU: standard deviation sqrt(2 / fan_in).
     assert abs(first.std().item() - np.sqrt(2 / 5)) < 0.15
+
+
+def test_default_network_is_an_ensemble_with_periodic_embeddings(regression_data):
+    X, y = regression_data
+    module = small_model(hidden_layer_sizes=(32, 16), max_epochs=1).fit(X, y).net_.module_
+    assert isinstance(module.embedding, PeriodicEmbedding)
+    assert module.hidden[0].weight.shape == (4, module.embedding.out_features, 32)
+    assert module.output.weight.shape == (4, 16, 1)
 
 
 def test_dropout_is_off_at_prediction(regression_data):
