@@ -447,7 +447,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
 
         self.net_ = net
         self.device_ = device
-        self.n_outputs_ = y.shape[1] - (sample_weight is not None)
+        self.n_outputs_ = len(target_standardizer.mean_)
         self._target_ndim = target_ndim
         self._input_transformer = input_transformer
         self._target_standardizer = target_standardizer

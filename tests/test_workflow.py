@@ -6,7 +6,7 @@ import joblib
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.compose import ColumnTransformer
+from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -14,16 +14,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from sktorch_mlp import TorchMLPRegressor
 
-NUMERIC = [
-    "longitude",
-    "latitude",
-    "housing_median_age",
-    "total_rooms",
-    "total_bedrooms",
-    "population",
-    "households",
-    "median_income",
-]
+# The bundled table's numeric columns: every one but the categorical ocean_proximity.
+NUMERIC = make_column_selector(dtype_include=np.number)
 
 
 def make_pipeline_under_test(**mlp_params):
