@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
@@ -333,6 +334,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
             Predicted values, float64; 1-D if the training target was 1-D.
         """
         check_is_fitted(self)
+        _check_no_text_columns(X)
         X = validate_data(self, X, accept_sparse=_SPARSE_FORMATS, dtype=np.float64, reset=False)
         X = _to_dense(X, np.float64)
         if self._input_transformer is not None:
@@ -363,6 +365,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         """Validate the data, then train a new or resumed net; shared by fit and partial_fit."""
         hidden_layer_sizes = self._checked_hidden_layer_sizes()
         device = resolve_device(self.device)
+        _check_no_text_columns(X)
         X, y = validate_data(
             self,
             X,
@@ -508,6 +511,23 @@ def _unchanged_on_error(estimator):
         vars(estimator).clear()
         vars(estimator).update(saved)
         raise
+
+
+def _check_no_text_columns(X):
+    """Name the categorical or text columns of a DataFrame, which must be encoded first."""
+    if not hasattr(X, "dtypes") or not hasattr(X, "columns"):
+        return
+    text_columns = [
+        str(name)
+        for name, dtype in X.dtypes.items()
+        if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(dtype)
+    ]
+    if text_columns:
+        raise ValueError(
+            f"TorchMLPRegressor needs numeric input, but column(s) {text_columns} hold "
+            "categories or text. Encode them first, for example with a OneHotEncoder in a "
+            "ColumnTransformer placed before the regressor in a Pipeline."
+        )
 
 
 def _to_dense(X, dtype):

@@ -307,3 +307,12 @@ def test_fit_and_predict_leave_the_inputs_unchanged(regression_data):
     model.predict(X)
     for original, copy in zip((X, y, weights), copies, strict=True):
         np.testing.assert_array_equal(original, copy)
+
+
+def test_text_and_categorical_columns_are_named_in_the_error(california_sample):
+    X, y = california_sample
+    with pytest.raises(ValueError, match=r"\['ocean_proximity'\].*OneHotEncoder"):
+        small_model().fit(X, y)
+    model = small_model().fit(X.drop(columns="ocean_proximity").fillna(0), y)
+    with pytest.raises(ValueError, match="ocean_proximity"):
+        model.predict(X.drop(columns="longitude"))
