@@ -53,6 +53,7 @@ PLAIN_ARCHITECTURE = dict(
     ensemble_size=1,
     input_transform="standard",
     lr_schedule="constant",
+    weight_decay=0.0,
     early_stopping=False,
     device="cpu",
 )
