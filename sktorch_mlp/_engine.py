@@ -85,7 +85,7 @@ class MLPNet(NeuralNetRegressor):
         if iterator is None:
             return
         squared_error_sum = 0.0
-        weight_sum = torch.zeros((), device=self.device)
+        weight_sum = None  # only weighted targets need it; otherwise it is n_samples
         n_samples = n_batches = 0
         for batch in iterator:
             self.notify("on_batch_begin", batch=batch, training=training)
@@ -95,18 +95,16 @@ class MLPNet(NeuralNetRegressor):
             if y_pred.dim() == 3:  # an ensemble's members: score their average
                 y_pred = y_pred.mean(dim=0)
             squared_error = (y_pred - y_true).square()
-            if weight is None:
-                weight_sum += len(y_true)
-            else:
+            if weight is not None:
                 squared_error *= weight
-                weight_sum += weight.sum()
+                weight_sum = weight.sum() if weight_sum is None else weight_sum + weight.sum()
             squared_error_sum = squared_error_sum + squared_error.sum(dim=0)
             n_samples += len(y_true)
             n_batches += 1
             self.notify("on_batch_end", batch=batch, training=training, **step)
 
         per_output = torch.as_tensor(squared_error_sum).double().cpu().numpy()
-        total_weight = weight_sum.item()
+        total_weight = n_samples if weight_sum is None else weight_sum.item()
         self.history.new_batch()
         self.history.record_batch(
             prefix + "_loss", per_output.sum() / (n_samples * len(per_output))
