@@ -28,8 +28,10 @@ from ._faults import (
     out_of_memory_error,
     release_cached_memory,
 )
+from ._persistence import net_state, restore_net
 from ._scaling import ColumnStandardizer, make_input_transformer
 from ._seeding import seeded_torch_rng
+from ._uncertainty import prediction_spread
 
 _SPARSE_FORMATS = ("csr", "csc", "coo")
 
@@ -74,6 +76,12 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         Averaging several networks reduces the variance of the prediction. The
         members are computed in one batched matrix product per layer, so the
         cost grows more slowly than ``ensemble_size``.
+
+    mc_dropout_passes : int >= 2, default=30
+        Number of forward passes with dropout kept on that
+        ``predict(X, return_std=True)`` draws (Monte-Carlo dropout) to measure
+        the spread of the predictions. Unused with ``dropout=0``, where each
+        pass would be the same.
 
     lr : float > 0, default=1e-3
         Initial learning rate of the Adam optimizer.
@@ -223,6 +231,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "embedding": [StrOptions({"none", "periodic"})],
         "ensemble_size": [Interval(Integral, 1, None, closed="left")],
+        "mc_dropout_passes": [Interval(Integral, 2, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "lr_schedule": [StrOptions({"constant", "plateau", "cosine"})],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -246,6 +255,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         dropout=0.0,
         embedding="periodic",
         ensemble_size=4,
+        mc_dropout_passes=30,
         lr=1e-3,
         lr_schedule="plateau",
         weight_decay=0.3,
@@ -265,6 +275,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         self.dropout = dropout
         self.embedding = embedding
         self.ensemble_size = ensemble_size
+        self.mc_dropout_passes = mc_dropout_passes
         self.lr = lr
         self.lr_schedule = lr_schedule
         self.weight_decay = weight_decay
@@ -361,20 +372,53 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         with _unchanged_on_error(self):
             return self._train(X, y, sample_weight, resume=hasattr(self, "net_"), streaming=True)
 
-    def predict(self, X):
-        """Predict targets for X.
+    def predict(self, X, return_std=False):
+        """Predict targets for X, optionally with the spread of the prediction.
 
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Samples, with the same features as seen in :meth:`fit`.
 
+        return_std : bool, default=False
+            Also return, for each sample, the standard deviation of the
+            predictions of the individual networks: each ensemble member, and
+            with ``dropout > 0`` each of ``mc_dropout_passes`` forward passes
+            with dropout kept on (Monte-Carlo dropout). It measures how much the
+            answer depends on the network drawn, which grows away from the
+            training data; it does not include the noise of the target and is
+            not a calibrated interval (see the user guide's uncertainty page,
+            and conformal intervals for coverage guarantees).
+
         Returns
         -------
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-            Predicted values, float64; 1-D if the training target was 1-D.
+            Predicted values, float64; 1-D if the training target was 1-D. The
+            same with or without ``return_std``: the deterministic prediction,
+            with dropout off and the members averaged.
+
+        y_std : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            Standard deviation of the prediction, in the units of the target.
+            Only returned when ``return_std`` is True.
+
+        Raises
+        ------
+        ValueError
+            With ``return_std=True`` when the model has neither dropout nor
+            several ensemble members, so every network gives the same answer.
         """
         check_is_fitted(self)
+        if (
+            return_std
+            and self._net_config["dropout"] == 0
+            and self._net_config["ensemble_size"] == 1
+        ):
+            raise ValueError(
+                "return_std=True measures how the predictions of several networks differ, "
+                "but this model has one network (ensemble_size=1) and no dropout "
+                "(dropout=0.0). Refit with dropout > 0 (for example 0.1, for Monte-Carlo "
+                "dropout) or ensemble_size > 1."
+            )
         _check_numeric_columns(X)
         X = validate_data(self, X, accept_sparse=_SPARSE_FORMATS, dtype=np.float64, reset=False)
         X = _to_dense(X, np.float64)
@@ -384,6 +428,8 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
             # The float64 forward pass swaps the module's weights for a while: one at a time.
             with self._predict_lock, torch.inference_mode():
                 y_pred = self.net_.predict(X)
+                if return_std:
+                    y_std = self._prediction_spread(X)
         except RuntimeError as exc:
             if not is_out_of_memory(exc):
                 raise
@@ -412,7 +458,20 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
                 RuntimeWarning,
                 stacklevel=2,
             )
-        return y_pred.ravel() if self._target_ndim == 1 else y_pred
+        if self._target_ndim == 1:
+            y_pred = y_pred.ravel()
+        if not return_std:
+            return y_pred
+        y_std = y_std * self._target_standardizer.scale_
+        return y_pred, (y_std.ravel() if self._target_ndim == 1 else y_std)
+
+    def _prediction_spread(self, X):
+        """Spread of the networks' standardized predictions for transformed float64 X."""
+        dropout = self._net_config["dropout"]
+        n_passes = self.mc_dropout_passes if dropout > 0 else 1
+        # Reproducible from random_state, like everything else random in the model.
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        return prediction_spread(self.net_, X, n_passes, seed)
 
     @property
     def history_(self):
@@ -429,6 +488,9 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
     def __getstate__(self):
         state = dict(super().__getstate__())  # a copy: the default is the live __dict__
         state.pop("_predict_lock", None)  # a lock does not pickle; loading makes a new one
+        if "net_" in state:
+            # Weights as numpy arrays, not torch objects: see _persistence.py.
+            state["net_"] = net_state(state["net_"])
         state["_sktorch_mlp_version"] = _package_version()
         return state
 
@@ -446,7 +508,8 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
             )
         super().__setstate__(state)
         if "net_" in state:
-            # The engine maps a GPU-trained model to the CPU when no GPU is present.
+            # A GPU-trained model comes back on the CPU when this machine has no GPU.
+            self.net_ = restore_net(state["net_"], self._net_config, self.device_)
             self.device_ = str(self.net_.device)
             self._predict_lock = threading.Lock()
 
@@ -524,25 +587,26 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
             if validation_data is not None:
                 validation_data = (input_transformer.transform(X_valid, copy=False), y_valid)
 
-        net = build_net(
+        # Plain values only: saved with the model, to rebuild the net when it is loaded.
+        net_config = dict(
             n_features=X.shape[1],
             n_outputs=target_standardizer.mean_.shape[0],
             hidden_layer_sizes=hidden_layer_sizes,
-            dropout=self.dropout,
+            dropout=float(self.dropout),
             embedding=self.embedding,
-            ensemble_size=self.ensemble_size,
-            lr=self.lr,
+            ensemble_size=int(self.ensemble_size),
+            lr=float(self.lr),
             lr_schedule="constant" if streaming else self.lr_schedule,
-            weight_decay=self.weight_decay,
-            batch_size=self.batch_size,
-            max_epochs=1 if streaming else self.max_epochs,
-            device=device,
-            verbose=self.verbose,
+            weight_decay=float(self.weight_decay),
+            batch_size=int(self.batch_size),
+            max_epochs=1 if streaming else int(self.max_epochs),
             weighted=sample_weight is not None,
             target_scale=target_standardizer.scale_,
-            validation_data=validation_data,
-            n_iter_no_change=self.n_iter_no_change,
-            tol=self.tol,
+            n_iter_no_change=int(self.n_iter_no_change),
+            tol=float(self.tol),
+        )
+        net = build_net(
+            **net_config, device=device, verbose=self.verbose, validation_data=validation_data
         )
         try:
             with seeded_torch_rng(seed, device):
@@ -572,6 +636,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
             release_cached_memory(device)
 
         self.net_ = net
+        self._net_config = net_config
         self._predict_lock = threading.Lock()
         self.device_ = device
         self.n_outputs_ = len(target_standardizer.mean_)

@@ -284,7 +284,8 @@ def test_pickle_records_the_package_version_and_loads_silently():
 def test_model_pickled_by_another_version_warns(monkeypatch, pickled_version):
     model = tiny_model().fit(X, y)
     if pickled_version is None:  # a pickle made before the version was recorded
-        older_state = {key: value for key, value in vars(model).items() if key != "_predict_lock"}
+        older_state = model.__getstate__()
+        del older_state["_sktorch_mlp_version"]
         monkeypatch.setattr(TorchMLPRegressor, "__getstate__", lambda self: older_state)
     else:
         monkeypatch.setattr(sktorch_mlp, "__version__", pickled_version)

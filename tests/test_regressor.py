@@ -199,8 +199,8 @@ def test_model_trained_on_gpu_loads_on_a_machine_without_one(regression_data, mo
     X, y = regression_data
     model = small_model().fit(X, y)
     expected = model.predict(X)
-    # What a GPU-trained pickle records; its tensors are mapped on load.
-    model.net_.device = "cuda:0"
+    # What a GPU-trained model records; its weights are saved as numpy arrays.
+    model.device_ = "cuda:0"
     payload = pickle.dumps(model)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     restored = pickle.loads(payload)
