@@ -2,13 +2,15 @@
 
 ``sktorch-mlp fit DATA.csv --target COLUMN --out MODEL`` builds the standard preprocessing
 from the column types, trains it with :class:`~sktorch_mlp.TorchMLPRegressor` in one
-``Pipeline``, reports RMSE and saves the fitted pipeline with joblib.
+``Pipeline``, reports RMSE and saves the fitted pipeline: with skops.io when MODEL ends in
+``.skops``, else with joblib.
 ``sktorch-mlp predict MODEL DATA.csv --out PREDICTIONS.csv`` writes one prediction per row.
 ``sktorch-mlp`` alone (or ``sktorch-mlp demo``) trains on the bundled California housing data.
 ``python -m sktorch_mlp`` is the same command.
 
-``predict`` loads MODEL with joblib, that is with pickle, which can run arbitrary code
-while loading: only load model files you trust.
+``predict`` loads a ``.skops`` MODEL with skops.io, trusting only the types this package
+saves, and refuses a file holding others. Any other MODEL is loaded with joblib, that is with
+pickle, which can run arbitrary code while loading: only load such files if you trust them.
 """
 
 import argparse
@@ -29,6 +31,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.validation import check_is_fitted
 
 from . import __version__
+from ._persistence import SKOPS_EXPECTED_TYPES
 from ._preprocessing import make_tabular_preprocessor
 from ._regressor import TorchMLPRegressor
 from .datasets import load_california_housing
@@ -44,6 +47,13 @@ _UNLOADABLE = (
     LookupError,
     ValueError,
     TypeError,
+)
+
+
+# Beyond SKOPS_EXPECTED_TYPES, what skops.io reports as untrusted in the preprocessing 'fit'
+# builds: its columns are picked by dtype, with make_column_selector(dtype_include=np.number).
+_PREPROCESSING_TYPES = frozenset(
+    {"numpy.number", "sklearn.compose._column_transformer.make_column_selector"}
 )
 
 
@@ -135,11 +145,11 @@ def _build_parser():
         "and predict with it. Without a command, run the demo: train on the bundled\n"
         "California housing data and print train and test RMSE.",
         epilog="examples:\n"
-        f"  {PROG} fit houses.csv --target price --param max_epochs=50 --out model.joblib\n"
-        f"  {PROG} predict model.joblib new_houses.csv --out predictions.csv\n"
+        f"  {PROG} fit houses.csv --target price --param max_epochs=50 --out model.skops\n"
+        f"  {PROG} predict model.skops new_houses.csv --out predictions.csv\n"
         f"  {PROG} --test-size 0.3    (the demo; see '{PROG} demo --help')\n\n"
-        "predict loads the model with joblib (pickle), which can run arbitrary code: "
-        "only load model files you trust.",
+        "predict loads a .skops model safely; any other model file is loaded with joblib "
+        "(pickle), which can run arbitrary code: only load such files if you trust them.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"sktorch_mlp {__version__}")
@@ -152,7 +162,7 @@ def _build_parser():
         "CSV table. Numeric columns are median-imputed and standardized; other columns are "
         "imputed with their most frequent value and one-hot encoded (categories unseen in "
         "training are ignored). Prints the RMSE on the training rows and on held-out test "
-        "rows, then saves the fitted pipeline with joblib.",
+        "rows, then saves the fitted pipeline.",
     )
     fit.add_argument("data", metavar="DATA.csv", help="the table, with a header line")
     fit.add_argument("--target", required=True, metavar="COLUMN", help="the column to predict")
@@ -186,15 +196,23 @@ def _build_parser():
         metavar="SEED",
         help="seed of the split and the network (default: 0)",
     )
-    fit.add_argument("--out", required=True, metavar="MODEL", help="where to save the model")
+    fit.add_argument(
+        "--out",
+        required=True,
+        metavar="MODEL",
+        help="where to save the model: a name ending in .skops saves in skops' safe format "
+        "(needs the skops extra: pip install 'sktorch-mlp[skops]'), any other with joblib",
+    )
     fit.set_defaults(command=_fit_command)
 
     predict = commands.add_parser(
         "predict",
         help="predict with a model saved by 'fit'",
         description="Predict one value per row of a CSV table with a model saved by "
-        f"'{PROG} fit'. The target column, if present, is ignored. MODEL is loaded with "
-        "joblib (pickle), which can run arbitrary code: only load model files you trust.",
+        f"'{PROG} fit'. The target column, if present, is ignored. A .skops MODEL is "
+        "loaded with skops.io, trusting only the types this package saves; any other MODEL "
+        "with joblib (pickle), which can run arbitrary code: only load such files if you "
+        "trust them.",
     )
     predict.add_argument("model", metavar="MODEL", help="a model file written by 'fit'")
     predict.add_argument("data", metavar="DATA.csv", help="the rows to predict, with a header")
@@ -260,6 +278,8 @@ def _fit_command(args):
     # Cheap checks first, so a typo does not cost a training run.
     regressor = _configured_regressor(args.param, random_state=args.random_state)
     out = _writable_path(args.out)
+    if out.suffix == ".skops":
+        _skops_io()  # installed? Before training, not after
     table = _read_table(args.data)
     X, y = _features_and_target(table, args.target, args.data)
     n_numeric = len(X.select_dtypes("number").columns)
@@ -285,7 +305,7 @@ def _fit_command(args):
     _fit_and_report(pipeline, (X, y), test, format_rmse=_format_rmse, print_fn=print)
     # predict names its output column after the target.
     pipeline.target_name_ = args.target
-    joblib.dump(pipeline, out)
+    _save_model(pipeline, out)
     print(f"Saved the fitted pipeline to {out}.")
 
 
@@ -445,12 +465,50 @@ def _features_and_target(table, target, path):
     return X, y
 
 
+def _skops_io():
+    try:
+        import skops.io
+    except ImportError:
+        raise CommandError(
+            "model files ending in .skops need the skops package: pip install 'sktorch-mlp[skops]'."
+        ) from None
+    return skops.io
+
+
+def _save_model(pipeline, out):
+    if out.suffix == ".skops":
+        _skops_io().dump(pipeline, out)
+    else:
+        joblib.dump(pipeline, out)
+
+
+def _load_skops(path, not_ours):
+    """Load a .skops file if it creates no types beyond those this package saves."""
+    sio = _skops_io()
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+    except Exception:  # skops raises zipfile, json and its own errors on a foreign file
+        raise CommandError(
+            f"cannot load {path}: it is not a file saved with skops. {not_ours}"
+        ) from None
+    unexpected = sorted(set(untrusted) - SKOPS_EXPECTED_TYPES - _PREPROCESSING_TYPES)
+    if unexpected:
+        raise CommandError(
+            f"refusing to load {path}: it would create types that models saved by "
+            f"'{PROG} fit' do not hold: {', '.join(unexpected)}. {not_ours}"
+        )
+    return sio.load(path, trusted=untrusted)
+
+
 def _load_model(path):
     """The fitted Pipeline (or TorchMLPRegressor) saved in ``path`` by ``fit``."""
     path = _check_readable(path)
     not_ours = f"Pass a model file written by '{PROG} fit'."
     try:
-        model = joblib.load(path)  # unpickles: the documented trust requirement
+        if path.suffix == ".skops":
+            model = _load_skops(path, not_ours)
+        else:
+            model = joblib.load(path)  # unpickles: the documented trust requirement
     except (ImportError, AttributeError) as exc:
         # A pickle of classes from a package (or version) that is not installed here.
         reason = str(exc).strip().splitlines()[0]

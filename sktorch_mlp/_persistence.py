@@ -17,6 +17,18 @@ from ._device import resolve_device
 from ._engine import build_net
 from ._seeding import seeded_torch_rng
 
+# What skops.io reports as untrusted in a saved Pipeline of scikit-learn preprocessing and our
+# estimator: this package's classes, and numpy.dtype, which SimpleImputer stores and skops
+# (0.16) does not trust by default.
+SKOPS_EXPECTED_TYPES = frozenset(
+    {
+        "numpy.dtype",
+        "sktorch_mlp._regressor.TorchMLPRegressor",
+        "sktorch_mlp._scaling.ColumnStandardizer",
+        "sktorch_mlp._scaling.QuantileNormalizer",
+    }
+)
+
 # Optimizer flags that depend on the device the net is rebuilt on, not on the saved model.
 _DEVICE_FLAGS = ("fused", "foreach", "capturable", "differentiable")
 

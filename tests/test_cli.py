@@ -144,7 +144,44 @@ def test_no_command_runs_the_demo_with_its_options(monkeypatch):
 
 def test_help_warns_that_predict_unpickles_the_model():
     status, out, _ = run(["predict", "--help"])
-    assert status == 0 and "only load model files you trust" in " ".join(out.split())
+    help_text = " ".join(out.split())
+    assert status == 0 and "only load such files if you trust them" in help_text
+    assert "A .skops MODEL is loaded with skops.io" in help_text
+
+
+def test_skops_model_file_saves_and_predicts_like_joblib(fitted, tmp_path):
+    pytest.importorskip("skops")
+    folder = fitted["folder"]
+    model = tmp_path / "model.skops"
+    argv = ["fit", str(folder / "houses.csv"), "--target", "price", *FAST, "--out", str(model)]
+    assert run(argv)[0] == 0
+    status, out, err = run(["predict", str(model), str(folder / "houses.csv")])
+    assert status == 0, err
+    _, expected, _ = run(["predict", str(fitted["model"]), str(folder / "houses.csv")])
+    assert out == expected  # same seed, same pipeline: the same predictions, whatever the format
+
+
+def test_skops_file_with_foreign_types_is_refused(fitted, tmp_path):
+    sio = pytest.importorskip("skops.io")
+    import operator
+
+    from sklearn.preprocessing import FunctionTransformer
+
+    pipeline = joblib.load(fitted["model"])
+    # A file that would make a callable on load: exactly what skops lets us refuse.
+    foreign = Pipeline([("call", FunctionTransformer(operator.attrgetter("T"))), *pipeline.steps])
+    sio.dump(foreign, tmp_path / "foreign.skops")
+    status, _, err = run(["predict", str(tmp_path / "foreign.skops"), str(fitted["model"])])
+    assert status == 1
+    assert err.startswith("sktorch-mlp: error: refusing to load")
+    assert "operator.attrgetter" in err and "Traceback" not in err
+
+
+def test_skops_file_that_is_not_one_is_refused(tmp_path):
+    pytest.importorskip("skops")
+    (tmp_path / "model.skops").write_text("not a zip archive")
+    status, _, err = run(["predict", str(tmp_path / "model.skops"), str(tmp_path / "x.csv")])
+    assert status == 1 and "not a file saved with skops" in err
 
 
 @pytest.fixture(scope="module")
