@@ -178,6 +178,28 @@ class MLP(nn.Module):
             nn.init.normal_(layer.weight, std=(gain / layer.in_features) ** 0.5)
             nn.init.zeros_(layer.bias)
 
+    def member_predictions(self, X, n_passes=1):
+        """Each member's prediction for ``n_passes`` draws of the dropout masks.
+
+        The embedding, before any dropout, is computed once for all passes.
+        Dropout is drawn only in training mode (``module.train()``).
+
+        Parameters
+        ----------
+        X : Tensor of shape (n_samples, n_features)
+        n_passes : int, default=1
+
+        Returns
+        -------
+        Tensor of shape (n_passes * ensemble_size, n_samples, n_outputs)
+        """
+        hidden = self.embedding(X)
+        hidden = hidden.expand(self.ensemble_size, *hidden.shape)
+        if self.ensemble_size == 1:
+            hidden = hidden[0]  # plain Linear layers take (n_samples, width)
+        draws = [self.output(self.hidden(hidden)) for _ in range(n_passes)]
+        return torch.stack(draws).reshape(-1, *draws[0].shape[-2:])
+
     def forward(self, X):
         """Map (n_samples, n_features) to (n_samples, n_outputs).
 

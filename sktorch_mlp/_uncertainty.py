@@ -11,7 +11,6 @@ target, and it is not calibrated: see the docs' uncertainty page.
 
 import numpy as np
 import torch
-from torch.func import functional_call
 
 from ._engine import EVAL_BATCH_SIZE
 from ._seeding import seeded_torch_rng
@@ -24,7 +23,7 @@ def prediction_spread(net, X, n_passes, seed):
     ----------
     net : MLPNet
         A trained net.
-    X : ndarray of shape (n_samples, n_features), float64
+    X : ndarray of shape (n_samples, n_features)
         Inputs, already transformed as for ``predict``.
     n_passes : int
         Forward passes with dropout active. One suffices without dropout.
@@ -35,23 +34,18 @@ def prediction_spread(net, X, n_passes, seed):
     -------
     ndarray of shape (n_samples, n_outputs)
         Standard deviation, over every pass and ensemble member, of the
-        prediction of the standardized target, in float64.
+        prediction of the standardized target.
     """
     module = net.module_
-    device = net.device
-    weights = {name: tensor.double() for name, tensor in module.state_dict().items()}
     spread = []
-    module.train()  # dropout on; an ensemble then returns each member's prediction
+    module.train()  # dropout on
     try:
-        with seeded_torch_rng(seed, device), torch.inference_mode():
+        with seeded_torch_rng(seed, net.device), torch.inference_mode():
             for start in range(0, len(X), EVAL_BATCH_SIZE):
-                rows = torch.from_numpy(X[start : start + EVAL_BATCH_SIZE]).to(device)
-                draws = torch.stack(
-                    [functional_call(module, weights, (rows,)) for _ in range(n_passes)]
-                )
-                # (passes, [members,] rows, outputs) -> (draws, rows, outputs)
-                draws = draws.reshape(-1, *draws.shape[-2:])
-                spread.append(draws.std(dim=0, correction=0).cpu().numpy())
+                # float32, as trained: a spread needs no float64 digits, and costs half as much.
+                rows = torch.as_tensor(X[start : start + EVAL_BATCH_SIZE], dtype=torch.float32)
+                draws = module.member_predictions(rows.to(net.device), n_passes)
+                spread.append(draws.double().std(dim=0, correction=0).cpu().numpy())
     finally:
         module.eval()
     return np.concatenate(spread)
