@@ -51,6 +51,7 @@ if os.environ.get("SKTORCH_MLP_DOCS_INTERSPHINX") == "1":
         "matplotlib": ("https://matplotlib.org/stable", None),
         "torch": ("https://docs.pytorch.org/docs/stable", None),
         "skorch": ("https://skorch.readthedocs.io/en/stable", None),
+        "mapie": ("https://mapie.readthedocs.io/en/stable", None),
     }
 
 sphinx_gallery_conf = {
