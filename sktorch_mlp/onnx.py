@@ -460,10 +460,11 @@ def _emit_prediction(graph, model, X):
     """``model.predict`` on the input named ``X``, as (n_samples, n_outputs)."""
     transformer = model._input_transformer
     if isinstance(transformer, QuantileNormalizer):
-        # In float64 whatever the graph's type: near p = 0 or 1, float32 steps of the
-        # probability move the normal quantile by up to 1e-2.
-        X = graph.node("Cast", X, to=_tensor_type(np.float64))
-        X = _emit_quantile_normalization(graph.in_dtype(np.float64), transformer.transformer_, X)
+        # QuantileNormalizer rounds the inputs to float32 and lets scikit-learn transform them
+        # in float32, as in training; the graph follows it step by step, in float64 where
+        # scikit-learn computes in float64.
+        X32 = graph.node("Cast", X, to=_tensor_type(np.float32))
+        X = _emit_quantile_normalization(graph.in_dtype(np.float64), transformer.transformer_, X32)
         X = graph.node("Cast", X, to=_tensor_type(graph.dtype))
     elif isinstance(transformer, ColumnStandardizer):
         X = _emit_standardization(graph, transformer, X)
@@ -483,8 +484,19 @@ def _emit_standardization(graph, standardizer, X):
     return graph.node("Div", centered, graph.constant(scale))
 
 
-def _emit_quantile_normalization(graph, transformer, X):
-    """``QuantileTransformer(output_distribution="normal").transform``, step by step."""
+def _emit_quantile_normalization(graph, transformer, X32):
+    """``QuantileTransformer(output_distribution="normal").transform`` of float32 ``X32``.
+
+    Step by step as scikit-learn computes it on a float32 array: bounds tested in float32,
+    interpolation in float64, the probability and the result stored in float32. Returns
+    float64 values (``graph`` is float64).
+    """
+    float32, float64 = _tensor_type(np.float32), _tensor_type(np.float64)
+
+    def rounded_to_float32(name):
+        return graph.node("Cast", graph.node("Cast", name, to=float32), to=float64)
+
+    X = graph.node("Cast", X32, to=float64)
     # Quantiles are non-decreasing up to rounding in np.percentile; the binary search
     # below needs them sorted, which np.interp assumes too.
     quantiles = np.maximum.accumulate(transformer.quantiles_, axis=0)
@@ -494,12 +506,17 @@ def _emit_quantile_normalization(graph, transformer, X):
     ascending = _emit_interp(graph, X, quantiles, references)
     descending = _emit_interp(graph, graph.node("Neg", X), -quantiles[::-1], -references[::-1])
     p = graph.node("Mul", graph.constant(0.5), graph.node("Sub", ascending, descending))
-    threshold = graph.constant(BOUNDS_THRESHOLD)
-    below = graph.node("Less", graph.node("Sub", X, threshold), graph.constant(quantiles[0]))
-    above = graph.node("Greater", graph.node("Add", X, threshold), graph.constant(quantiles[-1]))
+    # X -/+ BOUNDS_THRESHOLD is a float32 operation in numpy (the threshold is a Python float),
+    # then compared with the float64 quantile.
+    threshold = graph.in_dtype(np.float32).constant(BOUNDS_THRESHOLD)
+    shifted_down = graph.node("Cast", graph.node("Sub", X32, threshold), to=float64)
+    shifted_up = graph.node("Cast", graph.node("Add", X32, threshold), to=float64)
+    below = graph.node("Less", shifted_down, graph.constant(quantiles[0]))
+    above = graph.node("Greater", shifted_up, graph.constant(quantiles[-1]))
     # scikit-learn sets the upper bound first, so the lower one wins where both apply.
     zero, one = graph.constant(0.0), graph.constant(1.0)
     p = graph.node("Where", below, zero, graph.node("Where", above, one, p))
+    p = rounded_to_float32(p)  # stored in the float32 column before the normal quantile
     clip_min = norm.ppf(BOUNDS_THRESHOLD - np.spacing(1))
     clip_max = norm.ppf(1 - (BOUNDS_THRESHOLD - np.spacing(1)))
     z = graph.node(
@@ -511,7 +528,7 @@ def _emit_quantile_normalization(graph, transformer, X):
     z = graph.node("Where", graph.node("Equal", p, zero), graph.constant(clip_min), z)
     z = graph.node("Where", graph.node("Equal", p, one), graph.constant(clip_max), z)
     # scikit-learn passes NaN through, where the comparisons above would make it the median.
-    return graph.node("Where", graph.node("IsNaN", X), X, z)
+    return rounded_to_float32(graph.node("Where", graph.node("IsNaN", X), X, z))
 
 
 def _emit_interp(graph, x, xp, fp):

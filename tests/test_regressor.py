@@ -307,3 +307,18 @@ def test_text_and_categorical_columns_are_named_in_the_error(california_sample):
     model = small_model().fit(X.drop(columns="ocean_proximity").fillna(0), y)
     with pytest.raises(ValueError, match="ocean_proximity"):
         model.predict(X.drop(columns="longitude"))
+
+
+def test_repeated_input_values_predict_as_in_training_whatever_their_rounding():
+    # A standardized integer column: each value repeats, and float32 cannot hold it exactly.
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.integers(0, 5, 300), rng.normal(size=300)])
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    y = X[:, 0] + np.sin(X[:, 1])
+    model = TorchMLPRegressor(
+        hidden_layer_sizes=(16,), ensemble_size=1, max_epochs=3, random_state=0
+    ).fit(X, y)
+    # Training saw float32 inputs; float64 ones must land on the same quantiles, not beside.
+    np.testing.assert_array_equal(
+        model.predict(X), model.predict(X.astype(np.float32).astype(np.float64))
+    )
