@@ -4,7 +4,6 @@ Training itself is delegated to a skorch net (see ``_engine.py``), which is buil
 in ``fit`` and kept as the fitted attribute ``net_``.
 """
 
-import copy
 import threading
 import warnings
 from contextlib import contextmanager
@@ -608,6 +607,9 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         net = build_net(
             **net_config, device=device, verbose=self.verbose, validation_data=validation_data
         )
+        # A resumed net appends to the previous net's history: cut back what a failed call added.
+        previous_epochs = len(self.net_.history) if resume else 0
+        trained = False
         try:
             with seeded_torch_rng(seed, device):
                 net.initialize()
@@ -616,6 +618,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
                 # skorch ends training on KeyboardInterrupt; the TrainingGuard callback
                 # then keeps the last good weights and warns, or raises it again.
                 net.partial_fit(X, y)
+                trained = True
         except RuntimeError as exc:
             if not is_out_of_memory(exc):
                 raise
@@ -633,6 +636,8 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
                 ],
             ) from exc
         finally:
+            if resume and not trained:
+                del self.net_.history[previous_epochs:]
             release_cached_memory(device)
 
         self.net_ = net
@@ -692,8 +697,9 @@ def _continue_training_state(net, previous, *, keep_optimizer):
         net.optimizer_.load_state_dict(previous.optimizer_.state_dict())
         for group in net.optimizer_.param_groups:
             group["lr"] = net.lr
-    # The curves continue where they stopped; a copy leaves the old model intact if this fit fails.
-    net.history = copy.deepcopy(previous.history)
+    # The curves continue where they stopped. Shared, not copied: a copy per partial_fit call
+    # would make a stream of calls quadratic; _train cuts back what a failed call added.
+    net.history = previous.history
 
 
 @contextmanager

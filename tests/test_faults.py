@@ -201,6 +201,33 @@ def test_interrupt_in_the_first_epoch_is_raised_and_keeps_the_old_model(monkeypa
     np.testing.assert_array_equal(model.predict(X), expected)
 
 
+def raise_runtime_error(net):
+    raise RuntimeError("a failure in the middle of training")
+
+
+@pytest.mark.parametrize(
+    "method, failure, error",
+    [
+        # The resumed net appends to the same history; its first new epoch is number 6.
+        ("fit", AtEpoch(6, interrupt_next_training_batch), KeyboardInterrupt),
+        ("partial_fit", AtEpoch(6, interrupt_next_training_batch), KeyboardInterrupt),
+        ("fit", AtEpoch(7, raise_runtime_error), RuntimeError),  # after a complete epoch
+    ],
+)
+def test_continued_training_that_fails_leaves_the_history_as_it_was(
+    monkeypatch, method, failure, error
+):
+    model = tiny_model(warm_start=True).fit(X, y)
+    losses = list(model.history_[:, "train_loss"])
+    inject(monkeypatch, failure)
+    with pytest.raises(error):
+        getattr(model, method)(X, y)
+    monkeypatch.undo()
+    assert model.history_[:, "train_loss"] == losses and model.n_iter_ == 5
+    model.partial_fit(X, y)
+    assert len(model.history_) == 6 and model.loss_curve_[:5] == losses
+
+
 def test_early_stopping_is_not_mistaken_for_an_interrupt():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
