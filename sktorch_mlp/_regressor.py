@@ -92,7 +92,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         epochs; "cosine" anneals it to zero over ``max_epochs``; "constant"
         keeps it.
 
-    weight_decay : float >= 0, default=0.3
+    weight_decay : float >= 0, default=0.4
         Decoupled weight decay (AdamW): every step shrinks the weights by
         ``lr * weight_decay`` times their value.
 
@@ -257,7 +257,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         mc_dropout_passes=30,
         lr=1e-3,
         lr_schedule="plateau",
-        weight_decay=0.3,
+        weight_decay=0.4,
         batch_size=128,
         max_epochs=200,
         early_stopping=True,
