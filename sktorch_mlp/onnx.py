@@ -120,7 +120,7 @@ def to_onnx(model, X=None, *, dtype=np.float64, target_opset=None):
         ``TorchMLPRegressor``. A DataFrame gives one input per column, named
         after it, of shape (n_samples, 1): numeric columns of ``dtype``, all
         others strings. Otherwise the graph has one input ``"X"`` of ``dtype``
-        and shape (n_samples, n_features_in_).
+        and shape (n_samples, ``n_features_in_``).
     dtype : {np.float64, np.float32}, default=np.float64
         Floating type of the numeric inputs, of the computation and of the
         output. float64 reproduces ``predict`` to rounding (about 1e-15 of the
