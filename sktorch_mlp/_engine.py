@@ -17,6 +17,7 @@ from skorch.helper import predefined_split
 from torch import nn
 from torch.func import functional_call
 
+from ._backprop import mse_backprop
 from ._batches import TensorBatches
 from ._faults import TrainingGuard
 from ._module import MLP
@@ -112,16 +113,16 @@ class MLPNet(NeuralNetRegressor):
         pass
 
     def train_step(self, batch, **fit_params):
-        # skorch's version wraps this in an optimizer closure, offers every parameter to an
-        # ``on_grad_computed`` notification and switches the module to training mode, all per
-        # batch; at tabular batch sizes that bookkeeping costs as much as the arithmetic.
-        # The mode is set once per epoch in run_single_epoch, and no callback of ours needs the
-        # gradients.
+        # skorch's version wraps autograd's backward pass in an optimizer closure, offers every
+        # parameter to an ``on_grad_computed`` notification and switches the module to training
+        # mode, all per batch; at tabular batch sizes that bookkeeping costs as much as the
+        # arithmetic. Here the gradients come from the hand-written backward pass of
+        # ``mse_backprop``, the mode is set once per epoch in run_single_epoch, and no callback
+        # of ours needs the gradients.
         X, y = batch
+        y_true, weight = self.criterion_.split_target(y)
         self.optimizer_.zero_grad(set_to_none=True)
-        y_pred = self.module_(X, **fit_params)
-        loss = self.criterion_(y_pred, y)
-        loss.backward()
+        loss, y_pred = mse_backprop(self.module_, X, y_true, weight)
         self.optimizer_.step()
         return {"loss": loss, "y_pred": y_pred}
 
@@ -135,7 +136,9 @@ class MLPNet(NeuralNetRegressor):
         if iterator is None:
             return
         self._set_training(training)
-        squared_error_sum = 0.0
+        # Sum of products of the errors of every pair of outputs: its diagonal holds each
+        # output's sum of squared errors, gathered with one matrix product per batch.
+        error_products = None
         weight_sum = None  # only weighted targets need it; otherwise it is n_samples
         n_samples = n_batches = 0
         for batch in iterator:
@@ -145,16 +148,20 @@ class MLPNet(NeuralNetRegressor):
             y_pred = step["y_pred"].detach()
             if y_pred.dim() == 3:  # an ensemble's members: score their average
                 y_pred = y_pred.mean(dim=0)
-            squared_error = (y_pred - y_true).square()
+            error = y_pred - y_true
+            weighted_error = error
             if weight is not None:
-                squared_error *= weight
+                weighted_error = error * weight
                 weight_sum = weight.sum() if weight_sum is None else weight_sum + weight.sum()
-            squared_error_sum = squared_error_sum + squared_error.sum(dim=0)
+            if error_products is None:
+                error_products = weighted_error.T @ error
+            else:
+                error_products.addmm_(weighted_error.T, error)
             n_samples += len(y_true)
             n_batches += 1
             self.notify("on_batch_end", batch=batch, training=training, **step)
 
-        per_output = torch.as_tensor(squared_error_sum).double().cpu().numpy()
+        per_output = torch.diagonal(error_products).double().cpu().numpy()
         total_weight = n_samples if weight_sum is None else weight_sum.item()
         self.history.new_batch()
         self.history.record_batch(

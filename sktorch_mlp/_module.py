@@ -1,33 +1,90 @@
 """The PyTorch network: a stack of Linear -> ReLU -> Dropout blocks and a linear output."""
 
+import math
+
 import torch
 from torch import nn
 
 
 class Dropout(nn.Dropout):
-    """``nn.Dropout`` that draws its CPU mask from random integer bits.
+    """``nn.Dropout`` whose masks come from random integer bits, drawn a block at a time.
 
-    On the CPU, ``torch.bernoulli`` produces one random float per element, which
-    for tabular-sized batches costs twice as much as the matrix product it follows.
-    Here each 64-bit random integer yields four 15-bit uniform numbers, compared
-    with ``p``: the same inverted dropout (kept units scaled by ``1 / (1 - p)``),
-    with ``p`` rounded to a multiple of 2**-15. On CUDA the fused kernel of
-    ``nn.Dropout`` is used as is.
+    ``torch.bernoulli`` produces one random float per element and, at tabular batch
+    sizes, costs more than the matrix product it follows. Here each 64-bit random
+    integer yields four 15-bit uniform numbers, compared with ``p``, for a block of
+    about a million mask values at once; each call then takes the next slice of the
+    block. The result is the same inverted dropout (kept units scaled by
+    ``1 / (1 - p)``), with ``p`` rounded to a multiple of 2**-15.
+
+    Setting the mode (``train()`` or ``eval()``, which skorch does at the start of
+    every epoch) discards the block, so the masks of an epoch depend only on the
+    random state at its start: a model saved or copied between epochs trains on as
+    it would have without the copy.
     """
 
     _LEVELS = 2**15
+    BLOCK_ELEMENTS = 2**20
+
+    def __init__(self, p=0.5, inplace=False):
+        super().__init__(p, inplace)
+        self._block, self._taken, self._buffer = None, 0, None
+
+    def train(self, mode=True):
+        self._block = None
+        return super().train(mode)
+
+    @property
+    def scale(self):
+        """The factor kept units are multiplied by: the inverse of the keep rate."""
+        return self._LEVELS / (self._LEVELS - self._threshold) if self.p > 0 else 1.0
+
+    @property
+    def _threshold(self):
+        return min(round(self.p * self._LEVELS), self._LEVELS - 1)
 
     def forward(self, X):
-        if not self.training or self.p == 0 or X.device.type != "cpu":
-            return super().forward(X)
-        threshold = min(round(self.p * self._LEVELS), self._LEVELS - 1)
-        words = torch.empty((X.numel() + 3) // 4, dtype=torch.int64).random_()
-        # random_() fills [0, 2**63): the sign bit is 0, so keep 15 bits of each 16-bit lane.
-        uniform = words.view(torch.int16)[: X.numel()].view(X.shape).bitwise_and_(0x7FFF)
+        if not self.training or self.p == 0:
+            return X
         # A float mask holding 0 or the inverse keep rate: one multiplication forward and
-        # one backward, with no bool-to-float conversion in either.
-        mask = torch.where(uniform >= threshold, self._LEVELS / (self._LEVELS - threshold), 0.0)
-        return X * mask
+        # one backward.
+        return X * self.mask(X.shape, X.device)
+
+    def mask(self, shape, device):
+        """Return the next dropout mask: 0 with probability ``p``, else ``1 / (1 - p)``.
+
+        The mask is a view of the current block, valid until the next call.
+
+        Parameters
+        ----------
+        shape : tuple of int
+        device : torch.device
+
+        Returns
+        -------
+        Tensor of float32, of the given shape
+        """
+        n = math.prod(shape)
+        if self._block is None or self._taken + n > len(self._block):
+            # Small models draw small blocks, so that a tiny data set does not pay for a
+            # million values per epoch.
+            self._draw(max(n, min(16 * n, self.BLOCK_ELEMENTS)), torch.device(device))
+        self._taken += n
+        return self._block[self._taken - n : self._taken].view(shape)
+
+    def _draw(self, n, device):
+        """Fill the block with ``n`` new mask values, reusing its memory when it can."""
+        buffer = self._buffer
+        if buffer is None or len(buffer) < n or buffer.device != device:
+            # Fresh memory of this size costs a page fault per page on first use, more than
+            # drawing the numbers; the buffer is kept across blocks and epochs.
+            buffer = self._buffer = torch.empty(n, device=device)
+        words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_()
+        # random_() fills [0, 2**63): the sign bit is 0, so keep 15 bits of each 16-bit lane.
+        uniform = buffer[:n].copy_(words.view(torch.int16)[:n].bitwise_and_(0x7FFF))
+        # Integers below the threshold map to 0 and the others to 1, in three in-place
+        # operations, which are vectorized where a comparison and a select are not.
+        self._block = uniform.sub_(self._threshold - 1).clamp_(0, 1).mul_(self.scale)
+        self._taken = 0
 
 
 class PeriodicEmbedding(nn.Module):

@@ -1,8 +1,8 @@
 """Faults during training and prediction, injected: what the user sees, and the model after.
 
 Faults are injected through a skorch callback added to the net that ``fit`` builds, or
-by patching the network's forward pass, so the tests do not depend on how the engine
-computes its batches.
+in the network's computation: its input embedding, which training and prediction both
+call first, or the forward pass of either.
 """
 
 import pickle
@@ -16,7 +16,7 @@ from sklearn.exceptions import InconsistentVersionWarning as SklearnInconsistent
 from skorch.callbacks import Callback
 
 import sktorch_mlp
-from sktorch_mlp import TorchMLPRegressor, _regressor
+from sktorch_mlp import TorchMLPRegressor, _engine, _regressor
 from sktorch_mlp._faults import InconsistentVersionWarning
 from sktorch_mlp._module import MLP
 
@@ -67,14 +67,14 @@ def inject(monkeypatch, callback, first=False):
 
 
 def interrupt_next_training_batch(net):
-    """Make the next training forward pass raise KeyboardInterrupt, as Ctrl-C would."""
+    """Make the next training batch raise KeyboardInterrupt inside the network, as Ctrl-C would."""
 
     def hook(module, args):
         if module.training:
             handle.remove()
             raise KeyboardInterrupt
 
-    handle = net.module_.register_forward_pre_hook(hook)
+    handle = net.module_.embedding.register_forward_pre_hook(hook)
 
 
 def poison_weights(net, value=np.nan):
@@ -240,10 +240,13 @@ def test_early_stopping_is_not_mistaken_for_an_interrupt():
 
 
 def raise_in_forward(monkeypatch, error):
-    def forward(self, *args, **kwargs):
+    """Make the network's forward pass raise ``error``, in training and in prediction."""
+
+    def forward(*args, **kwargs):
         raise error
 
     monkeypatch.setattr(MLP, "forward", forward)
+    monkeypatch.setattr(_engine, "mse_backprop", forward)
 
 
 def test_gpu_out_of_memory_in_fit_says_what_to_change(monkeypatch):

@@ -54,12 +54,39 @@ def test_dropout_is_identity_in_eval_mode_and_seeded_in_training():
     X = torch.randn(32, 16)
     dropout = Dropout(0.5)
     torch.testing.assert_close(dropout.eval()(X), X)
-    dropout.train()
     torch.manual_seed(1)
-    first = dropout(X)
-    torch.manual_seed(1)
-    assert torch.equal(dropout(X), first)
+    first = dropout.train()(X)
+    # Each call draws a new mask, even from the same block.
     assert not torch.equal(dropout(X), first)
+    # Setting the mode starts a new block, drawn from the random state at that point.
+    torch.manual_seed(1)
+    assert torch.equal(dropout.train()(X), first)
+
+
+def test_dropout_masks_are_fresh_across_blocks_and_valid_for_any_shape(monkeypatch):
+    monkeypatch.setattr(Dropout, "BLOCK_ELEMENTS", 64)
+    dropout = Dropout(0.5).train()
+    X = torch.ones(5, 7)  # 35 values: each block holds at most one mask
+    masks = [dropout(X) for _ in range(20)]
+    assert len({tuple(mask.flatten().tolist()) for mask in masks}) == 20
+    assert all(set(mask.unique().tolist()) <= {0.0, 2.0} for mask in masks)
+    # A larger request than the block size gets a block of its own.
+    large = dropout(torch.ones(30, 30))
+    assert large.shape == (30, 30)
+    assert (large == 0).float().mean().item() == pytest.approx(0.5, abs=0.1)
+
+
+def test_dropout_mask_reused_before_backward_is_detected():
+    # Masks are views of a block that is refilled in place; a backward pass that still
+    # needs a refilled mask fails loudly instead of using the wrong values.
+    dropout = Dropout(0.5)
+    dropout.BLOCK_ELEMENTS = 16
+    dropout.train()
+    X = torch.ones(4, 4, requires_grad=True)
+    out = dropout(X)
+    dropout(torch.ones(4, 4))  # refills the block that ``out``'s mask lives in
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()
 
 
 def test_dropout_close_to_one_stays_finite():

@@ -1,0 +1,80 @@
+"""The hand-written forward and backward pass of the training step, against autograd's."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from sktorch_mlp import TorchMLPRegressor, _engine
+from sktorch_mlp._backprop import mse_backprop
+from sktorch_mlp._engine import MSELoss
+from sktorch_mlp._module import MLP
+
+CONFIGURATIONS = list(
+    itertools.product(
+        ["none", "periodic"],  # embedding
+        [1, 3],  # ensemble_size
+        [0.0, 0.3],  # dropout
+        [(16, 8), (5,), ()],  # hidden_layer_sizes
+    )
+)
+
+
+def autograd_backprop(module, X, y, weight=None):
+    """The reference: the MSE criterion on the module's forward pass, and autograd."""
+    target = y if weight is None else torch.cat([y, weight], dim=1)
+    y_pred = module(X)
+    loss = MSELoss(weighted=weight is not None)(y_pred, target)
+    loss.backward()
+    return loss.detach(), y_pred.detach()
+
+
+@pytest.mark.parametrize(("embedding", "ensemble_size", "dropout", "hidden"), CONFIGURATIONS)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_gradients_loss_and_predictions_match_autograd(
+    embedding, ensemble_size, dropout, hidden, weighted
+):
+    torch.manual_seed(0)
+    module = MLP(4, 2, hidden, dropout, embedding=embedding, ensemble_size=ensemble_size)
+    X, y = torch.randn(10, 4), torch.randn(10, 2)
+    weight = torch.rand(10, 1) if weighted else None
+    results = {}
+    for name, backprop in [("autograd", autograd_backprop), ("by hand", mse_backprop)]:
+        module.zero_grad(set_to_none=True)
+        torch.manual_seed(1)  # the same dropout masks for both
+        module.train()
+        loss, y_pred = backprop(module, X, y, weight)
+        grads = {name: p.grad.clone() for name, p in module.named_parameters()}
+        results[name] = loss, y_pred, grads
+    (loss, y_pred, grads), (loss_hand, y_pred_hand, grads_hand) = results.values()
+    torch.testing.assert_close(loss_hand, loss)
+    torch.testing.assert_close(y_pred_hand, y_pred)
+    assert grads_hand.keys() == grads.keys()
+    for name, grad in grads.items():
+        torch.testing.assert_close(grads_hand[name], grad, rtol=1e-5, atol=1e-6, msg=name)
+    if dropout and hidden:  # the masks were in effect
+        without_dropout = module.eval().member_predictions(X)
+        assert not torch.allclose(y_pred.reshape(without_dropout.shape), without_dropout)
+
+
+@pytest.mark.parametrize("params", [dict(dropout=0.2), dict(sample_weight=True)])
+def test_training_by_hand_matches_training_with_autograd(monkeypatch, regression_data, params):
+    # Whole fits, through the engine: zeroed gradients, the optimizer steps and the epoch
+    # losses are the same whichever backward pass computes the gradients.
+    X, y = regression_data
+    sample_weight = np.linspace(0.5, 2.0, len(y)) if params.pop("sample_weight", False) else None
+
+    def fit():
+        model = TorchMLPRegressor(
+            (16, 16), max_epochs=3, batch_size=16, early_stopping=False, random_state=0, **params
+        )
+        return model.fit(X, y, sample_weight=sample_weight)
+
+    by_hand = fit()
+    monkeypatch.setattr(_engine, "mse_backprop", autograd_backprop)
+    with_autograd = fit()
+    np.testing.assert_allclose(by_hand.predict(X), with_autograd.predict(X), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        by_hand.history_[:, "train_loss"], with_autograd.history_[:, "train_loss"], rtol=1e-4
+    )
