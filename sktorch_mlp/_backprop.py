@@ -17,9 +17,6 @@ dropout masks, up to float rounding.
 """
 
 import torch
-from torch import nn
-
-from ._module import Dropout, EnsembleLinear
 
 # Gradient of ReLU given its output: the incoming gradient where the output is positive.
 # This is the operation autograd itself runs for ReLU; the output of ReLU and dropout is
@@ -28,12 +25,15 @@ _threshold_backward = torch.ops.aten.threshold_backward
 
 
 def mse_backprop(module, X, y, weight=None):
-    """Compute the training loss of ``module`` and store every parameter's gradient.
+    """Compute the training loss of ``module`` and set every parameter's gradient.
+
+    The gradients replace those in ``.grad``; they are not added to them, so the
+    optimizer's ``zero_grad`` is not needed.
 
     Parameters
     ----------
     module : MLP
-        In training mode; its gradients are None (``zero_grad(set_to_none=True)``).
+        In training mode.
     X : Tensor of shape (n_samples, n_features)
     y : Tensor of shape (n_samples, n_outputs)
     weight : Tensor of shape (n_samples, 1) or None
@@ -48,76 +48,63 @@ def mse_backprop(module, X, y, weight=None):
         ``module(X)``: of shape (n_samples, n_outputs), or (ensemble_size,
         n_samples, n_outputs) for an ensemble.
     """
+    ensemble = module.ensemble_size > 1
+    hidden_layers = tuple(module.hidden)  # Linear, ReLU, Dropout, Linear, ReLU, Dropout, ...
+    linears = (*hidden_layers[0::3], module.output)
+    dropouts = hidden_layers[2::3]
     embedded = module.embedding(X)  # the only part autograd records
-    blocks = _hidden_blocks(module.hidden)
     with torch.no_grad():
-        inputs = embedded.detach()
-        if module.ensemble_size > 1:
-            inputs = inputs.expand(module.ensemble_size, *inputs.shape)
+        hidden = embedded.detach()
+        if ensemble:
+            hidden = hidden.expand(module.ensemble_size, *hidden.shape)
         # Forward: keep each layer's input for the weight gradients.
-        layer_inputs, hidden = [], inputs
-        for linear, dropout in blocks:
+        layer_inputs = []
+        for linear, dropout in zip(linears[:-1], dropouts, strict=True):
             layer_inputs.append(hidden)
-            hidden = _forward(linear, hidden).clamp_min_(0)
+            hidden = _affine(linear, hidden, ensemble).clamp_min_(0)
             if dropout.p > 0:
                 hidden.mul_(dropout.mask(hidden.shape, hidden.device))
         layer_inputs.append(hidden)
-        y_pred = _forward(module.output, hidden)
+        y_pred = _affine(module.output, hidden, ensemble)
 
         error = y_pred - y
         weighted_error = error if weight is None else error * weight
         loss = (weighted_error * error).mean()
 
         # Backward, from d loss / d y_pred = 2 * weighted error / number of terms.
-        linears = [linear for linear, _ in blocks] + [module.output]
-        # The dropout scale of the block feeding each layer: it multiplies that block's
-        # gradient, and is applied in the matrix product that computes it.
-        scales = [1.0] + [dropout.scale for _, dropout in blocks]
         gradient = weighted_error.mul_(2 / error.numel())
         for index in reversed(range(len(linears))):
             linear, layer_input = linears[index], layer_inputs[index]
-            linear.weight.grad, linear.bias.grad = _parameter_gradients(
-                linear, layer_input, gradient
-            )
+            if ensemble:
+                linear.weight.grad = layer_input.mT @ gradient
+                linear.bias.grad = gradient.sum(dim=1, keepdim=True)
+            else:
+                linear.weight.grad = gradient.T @ layer_input
+                linear.bias.grad = gradient.sum(dim=0)
+            if index == 0 and not embedded.requires_grad:
+                break
+            # The gradient of the layer's input. The dropout before this layer scaled the units
+            # it kept by ``scale``; that factor is applied here, as the product's alpha.
+            # (``layer_input`` only gives the result's shape: beta=0 ignores its values.)
+            scale = dropouts[index - 1].scale if index > 0 else 1.0
+            if ensemble:
+                weight_T = linear.weight.mT
+                gradient = torch.baddbmm(layer_input, gradient, weight_T, beta=0, alpha=scale)
+            else:
+                gradient = torch.addmm(layer_input, gradient, linear.weight, beta=0, alpha=scale)
             if index > 0:
-                gradient = _input_gradient(linear, gradient, scales[index])
                 gradient = _threshold_backward(gradient, layer_input, 0)
-            elif embedded.requires_grad:
-                gradient = _input_gradient(linear, gradient, 1.0)
-                if module.ensemble_size > 1:
-                    gradient = gradient.sum(dim=0)  # the members share the embedding
+        if embedded.requires_grad and ensemble:
+            gradient = gradient.sum(dim=0)  # the members share the embedding
     if embedded.requires_grad:
+        for parameter in module.embedding.parameters():
+            parameter.grad = None  # set, not accumulated, like the other gradients
         embedded.backward(gradient)
     return loss, y_pred
 
 
-def _hidden_blocks(hidden):
-    """Pair each hidden linear layer with its dropout (Linear, ReLU, Dropout blocks)."""
-    layers = list(hidden)
-    blocks = list(zip(layers[0::3], layers[2::3], strict=True))
-    assert all(
-        isinstance(relu, nn.ReLU) and isinstance(dropout, Dropout)
-        for relu, (_, dropout) in zip(layers[1::3], blocks, strict=True)
-    ), "hidden blocks must be Linear -> ReLU -> Dropout"
-    return blocks
-
-
-def _forward(linear, X):
-    if isinstance(linear, EnsembleLinear):
+def _affine(linear, X, ensemble):
+    """The layer's output, with the bias added inside the matrix product."""
+    if ensemble:
         return torch.baddbmm(linear.bias, X, linear.weight)
     return torch.addmm(linear.bias, X, linear.weight.T)
-
-
-def _parameter_gradients(linear, layer_input, gradient):
-    """Gradients of the weight and bias, given the layer's input and output gradient."""
-    if isinstance(linear, EnsembleLinear):
-        return layer_input.mT @ gradient, gradient.sum(dim=1, keepdim=True)
-    return gradient.T @ layer_input, gradient.sum(dim=0)
-
-
-def _input_gradient(linear, gradient, scale):
-    """Gradient of the layer's input, multiplied by ``scale``."""
-    zero = gradient.new_zeros(())  # ignored (beta=0): only the product, times alpha, is kept
-    if isinstance(linear, EnsembleLinear):
-        return torch.baddbmm(zero, gradient, linear.weight.mT, beta=0, alpha=scale)
-    return torch.addmm(zero, gradient, linear.weight, beta=0, alpha=scale)

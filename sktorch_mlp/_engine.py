@@ -21,6 +21,7 @@ from ._backprop import mse_backprop
 from ._batches import TensorBatches
 from ._faults import TrainingGuard
 from ._module import MLP
+from ._optim import adamw_step
 from ._progress import progress_callbacks
 
 # Prediction and validation keep no activations for a backward pass, so batches can be large.
@@ -121,9 +122,9 @@ class MLPNet(NeuralNetRegressor):
         # of ours needs the gradients.
         X, y = batch
         y_true, weight = self.criterion_.split_target(y)
-        self.optimizer_.zero_grad(set_to_none=True)
+        # Sets every gradient, so zeroing them first would be wasted work.
         loss, y_pred = mse_backprop(self.module_, X, y_true, weight)
-        self.optimizer_.step()
+        adamw_step(self.optimizer_)
         return {"loss": loss, "y_pred": y_pred}
 
     def validation_step(self, batch, **fit_params):

@@ -23,6 +23,7 @@ CONFIGURATIONS = list(
 
 def autograd_backprop(module, X, y, weight=None):
     """The reference: the MSE criterion on the module's forward pass, and autograd."""
+    module.zero_grad(set_to_none=True)
     target = y if weight is None else torch.cat([y, weight], dim=1)
     y_pred = module(X)
     loss = MSELoss(weighted=weight is not None)(y_pred, target)
