@@ -76,10 +76,10 @@ def mse_backprop(module, X, y, weight=None):
         for index in reversed(range(len(linears))):
             linear, layer_input = linears[index], layer_inputs[index]
             if ensemble:
-                linear.weight.grad = layer_input.mT @ gradient
+                linear.weight.grad = torch.bmm(layer_input.transpose(1, 2), gradient)
                 linear.bias.grad = gradient.sum(dim=1, keepdim=True)
             else:
-                linear.weight.grad = gradient.T @ layer_input
+                linear.weight.grad = torch.mm(gradient.t(), layer_input)
                 linear.bias.grad = gradient.sum(dim=0)
             if index == 0 and not embedded.requires_grad:
                 break
@@ -88,7 +88,7 @@ def mse_backprop(module, X, y, weight=None):
             # (``layer_input`` only gives the result's shape: beta=0 ignores its values.)
             scale = dropouts[index - 1].scale if index > 0 else 1.0
             if ensemble:
-                weight_T = linear.weight.mT
+                weight_T = linear.weight.transpose(1, 2)
                 gradient = torch.baddbmm(layer_input, gradient, weight_T, beta=0, alpha=scale)
             else:
                 gradient = torch.addmm(layer_input, gradient, linear.weight, beta=0, alpha=scale)
@@ -107,4 +107,4 @@ def _affine(linear, X, ensemble):
     """The layer's output, with the bias added inside the matrix product."""
     if ensemble:
         return torch.baddbmm(linear.bias, X, linear.weight)
-    return torch.addmm(linear.bias, X, linear.weight.T)
+    return torch.addmm(linear.bias, X, linear.weight.t())

@@ -11,7 +11,7 @@ import functools
 import numpy as np
 import torch
 from skorch import NeuralNetRegressor
-from skorch.callbacks import EarlyStopping, LRScheduler
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from torch import nn
@@ -142,8 +142,10 @@ class MLPNet(NeuralNetRegressor):
         error_products = None
         weight_sum = None  # only weighted targets need it; otherwise it is n_samples
         n_samples = n_batches = 0
+        notify_batches = self._callbacks_listen_to_batches()
         for batch in iterator:
-            self.notify("on_batch_begin", batch=batch, training=training)
+            if notify_batches:
+                self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
             y_true, weight = self.criterion_.split_target(batch[1])
             y_pred = step["y_pred"].detach()
@@ -160,7 +162,8 @@ class MLPNet(NeuralNetRegressor):
                 error_products.addmm_(weighted_error.T, error)
             n_samples += len(y_true)
             n_batches += 1
-            self.notify("on_batch_end", batch=batch, training=training, **step)
+            if notify_batches:
+                self.notify("on_batch_end", batch=batch, training=training, **step)
 
         per_output = torch.diagonal(error_products).double().cpu().numpy()
         total_weight = n_samples if weight_sum is None else weight_sum.item()
@@ -175,6 +178,25 @@ class MLPNet(NeuralNetRegressor):
             total_weight * len(per_output), 1e-300
         )
         self.history.record(prefix + "_rmse", float(np.sqrt(mean_squared_error)))
+
+    def _callbacks_listen_to_batches(self):
+        """Whether any callback does something on ``on_batch_begin`` or ``on_batch_end``.
+
+        None of this package's callbacks do (a learning-rate schedule steps once per
+        epoch); notifying every callback twice per batch regardless costs as much as a
+        small tensor operation.
+        """
+
+        def listens(callback, name):
+            if getattr(type(callback), name) is getattr(Callback, name):
+                return False
+            return not (isinstance(callback, LRScheduler) and callback.step_every != "batch")
+
+        return any(
+            listens(callback, name)
+            for _, callback in self.callbacks_
+            for name in ("on_batch_begin", "on_batch_end")
+        )
 
     def _zero_grad_optimizer(self, set_to_none=None):
         super()._zero_grad_optimizer(set_to_none=True)

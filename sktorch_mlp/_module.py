@@ -90,8 +90,10 @@ class Dropout(nn.Dropout):
             words = torch.from_numpy(bits)
         else:
             words = torch.empty(n_words, dtype=torch.int64, device=device).random_()
-        # Keep 15 bits of each 16-bit lane (random_() leaves the sign bit of a word at 0).
-        uniform = buffer[:n].copy_(words.view(torch.int16)[:n].bitwise_and_(0x7FFF))
+        # Keep 15 bits of each 16-bit lane (random_() leaves the sign bit of a word at 0),
+        # clearing the top bit of all four lanes in one 64-bit operation.
+        lanes = words.bitwise_and_(0x7FFF_7FFF_7FFF_7FFF).view(torch.int16)
+        uniform = buffer[:n].copy_(lanes[:n])
         # Integers below the threshold map to 0 and the others to 1, in three in-place
         # operations, which are vectorized where a comparison and a select are not.
         self._block = uniform.sub_(self._threshold - 1).clamp_(0, 1).mul_(self.scale)

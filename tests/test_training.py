@@ -194,3 +194,34 @@ def test_ensemble_predicts_the_average_of_its_members(regression_data):
     averaged = model._target_standardizer.inverse_transform(members.mean(dim=0).numpy())
     np.testing.assert_allclose(model.predict(X), averaged.ravel(), rtol=1e-4, atol=1e-4)
     assert model.score(X, y) > 0.5
+
+
+def test_callbacks_that_listen_to_batches_are_notified_of_each(monkeypatch, regression_data):
+    # The engine skips batch notifications when no callback acts on them; a callback that
+    # does (a user's own) still sees every training batch, with its loss and predictions.
+    from skorch.callbacks import Callback
+
+    from sktorch_mlp import _regressor
+
+    seen = []
+
+    class RecordBatches(Callback):
+        def on_batch_end(self, net, batch=None, training=False, loss=None, y_pred=None, **kw):
+            if training:
+                seen.append((len(batch[0]), float(loss), tuple(y_pred.shape)))
+
+    original = _regressor.build_net
+
+    def build_net(**kwargs):
+        net = original(**kwargs)
+        net.callbacks.append(("record", RecordBatches()))
+        return net
+
+    monkeypatch.setattr(_regressor, "build_net", build_net)
+    X, y = regression_data
+    model = TorchMLPRegressor(
+        (8,), batch_size=50, max_epochs=2, ensemble_size=1, early_stopping=False
+    ).fit(X, y)
+    assert [size for size, _, _ in seen] == [50, 50, 20] * 2
+    assert all(np.isfinite(loss) and shape == (size, 1) for size, loss, shape in seen)
+    assert model.net_._callbacks_listen_to_batches()
