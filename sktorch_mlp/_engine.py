@@ -105,9 +105,11 @@ class MLPNet(NeuralNetRegressor):
         Passed to ``skorch.NeuralNetRegressor``.
     """
 
-    def __init__(self, *args, target_scale=None, **kwargs):
+    def __init__(self, *args, target_scale=None, mixed_precision=None, compile_mode=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.target_scale = target_scale
+        self.mixed_precision = mixed_precision
+        self.compile_mode = compile_mode
 
     def on_batch_begin(self, net, batch=None, training=False, **kwargs):
         # skorch opens a history entry per batch here; run_single_epoch opens one per epoch.
@@ -121,11 +123,53 @@ class MLPNet(NeuralNetRegressor):
         # ``mse_backprop``, the mode is set once per epoch in run_single_epoch, and no callback
         # of ours needs the gradients.
         X, y = batch
+        if self.mixed_precision is not None or self.compile_mode is not None:
+            return self._autograd_train_step(X, y)
         y_true, weight = self.criterion_.split_target(y)
         # Sets every gradient, so zeroing them first would be wasted work.
         loss, y_pred = mse_backprop(self.module_, X, y_true, weight)
         adamw_step(self.optimizer_)
         return {"loss": loss, "y_pred": y_pred}
+
+    def _autograd_train_step(self, X, y):
+        """A training step through autograd, under autocast and with a compiled network.
+
+        Used for what the hand-written backward pass does not do: matrix products in
+        bfloat16 or float16 (``mixed_precision``; weights, loss and optimizer stay in
+        float32, and float16 gradients are scaled against underflow), and the network
+        compiled by ``torch.compile`` (``compile_mode``), for training only.
+        """
+        device_type = torch.device(self.device).type
+        dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(self.mixed_precision)
+        forward = self.module_
+        if self.compile_mode is not None:
+            # Compiled once per module (a new one after re-initialization); the compiled
+            # function is kept beside the net's modules, not as one of them.
+            compiled = getattr(self, "_compiled_forward", None)
+            if compiled is None or compiled[0] is not self.module_:
+                mode = None if self.compile_mode == "default" else self.compile_mode
+                compiled = (self.module_, torch.compile(self.module_.forward, mode=mode))
+                self._compiled_forward = compiled
+            forward = compiled[1]
+        scaler = None
+        if dtype is torch.float16:
+            scaler = getattr(self, "_grad_scaler", None)
+            if scaler is None:
+                scaler = self._grad_scaler = torch.amp.GradScaler(device_type)
+
+        self.optimizer_.zero_grad(set_to_none=True)
+        with torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
+            y_pred = forward(X)
+        y_pred = y_pred.float()
+        loss = self.criterion_(y_pred, y)
+        if scaler is None:
+            loss.backward()
+            self.optimizer_.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(self.optimizer_)
+            scaler.update()
+        return {"loss": loss.detach(), "y_pred": y_pred.detach()}
 
     def validation_step(self, batch, **fit_params):
         X, y = batch
@@ -235,6 +279,8 @@ def build_net(
     validation_data=None,
     n_iter_no_change=10,
     tol=1e-4,
+    mixed_precision=None,
+    compile_mode=None,
 ):
     """Configure (but do not initialize) the skorch net that trains the MLP.
 
@@ -249,6 +295,10 @@ def build_net(
         loss and RMSE are recorded every epoch and training stops once the
         validation loss has not improved by ``tol`` for ``n_iter_no_change``
         epochs, keeping the best epoch's weights.
+    mixed_precision : {None, "bfloat16", "float16"}
+        Autocast dtype of the training step's matrix products.
+    compile_mode : {None, "default", "reduce-overhead", "max-autotune"}
+        ``torch.compile`` mode of the network for training; None does not compile.
 
     Other parameters are those of :class:`~sktorch_mlp.TorchMLPRegressor`;
     ``device`` is already resolved (e.g. "cpu" or "cuda:0").
@@ -315,4 +365,6 @@ def build_net(
         device=device,
         verbose=0,  # progress is reported by our callbacks, not skorch's PrintLog
         target_scale=target_scale,
+        mixed_precision=mixed_precision,
+        compile_mode=compile_mode,
     )

@@ -50,7 +50,7 @@ class Dropout(nn.Dropout):
             return X
         # A float mask holding 0 or the inverse keep rate: one multiplication forward and
         # one backward.
-        return X * self.mask(X.shape, X.device)
+        return X * self._eager_mask(X.shape, X.device)
 
     def mask(self, shape, device):
         """Return the next dropout mask: 0 with probability ``p``, else ``1 / (1 - p)``.
@@ -73,6 +73,10 @@ class Dropout(nn.Dropout):
             self._draw(max(n, min(16 * n, self.BLOCK_ELEMENTS)), torch.device(device))
         self._taken += n
         return self._block[self._taken - n : self._taken].view(shape)
+
+    # torch.compile runs the mask's draw as ordinary Python: it keeps state between calls
+    # and uses numpy's generator, which a compiled graph would freeze or break on.
+    _eager_mask = torch.compiler.disable(mask)
 
     def _draw(self, n, device):
         """Fill the block with ``n`` new mask values, reusing its memory when it can."""

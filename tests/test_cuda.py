@@ -134,3 +134,11 @@ def test_predict_from_several_threads_on_gpu_equals_serial(regression_data):
         concurrent = list(pool.map(model.predict, chunks))
     for got, expected in zip(concurrent, serial, strict=True):
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("params", [dict(mixed_precision="bfloat16"), dict(compile=True)])
+def test_gpu_training_options_train_close_to_float32(regression_data, params):
+    X, y = regression_data
+    reference = gpu_model(device="cuda").fit(X, y).predict(X)
+    predictions = gpu_model(device="cuda", **params).fit(X, y).predict(X)
+    assert np.abs(predictions - reference).max() < 0.05 * np.ptp(y)

@@ -242,6 +242,8 @@ def test_set_params_then_refit(regression_data):
         ({"device": "gpu"}, "device"),
         ({"device": "cuda:x"}, "device"),
         ({"early_stopping": "yes"}, "early_stopping"),
+        ({"mixed_precision": "float8"}, "mixed_precision"),
+        ({"compile": "fast"}, "compile"),
     ],
 )
 def test_invalid_parameters_are_named_in_the_error(regression_data, params, match):
