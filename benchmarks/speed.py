@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -49,6 +48,7 @@ from sktorch_mlp.datasets import load_california_housing
 HIDDEN = (256, 256)
 DROPOUT = 0.1
 LR = 1e-3
+DEVICE = "cpu"  # set by --device
 # TorchMLPRegressor settings that give the same network and loop as the other trainers.
 PLAIN_ARCHITECTURE = dict(
     embedding="none",
@@ -57,7 +57,6 @@ PLAIN_ARCHITECTURE = dict(
     lr_schedule="constant",
     weight_decay=0.0,
     early_stopping=False,
-    device="cpu",
 )
 
 
@@ -68,16 +67,24 @@ def california_training_split():
     return X_train, y_train.to_numpy(dtype=np.float32)
 
 
-def fit_sktorch_mlp(X, y, epochs, batch_size):
-    TorchMLPRegressor(
+def fit_sktorch_mlp(X, y, epochs, batch_size, **params):
+    return TorchMLPRegressor(
         HIDDEN,
-        dropout=DROPOUT,
-        lr=LR,
-        batch_size=batch_size,
-        max_epochs=epochs,
-        random_state=0,
-        **PLAIN_ARCHITECTURE,
+        **{
+            "dropout": DROPOUT,
+            "lr": LR,
+            "batch_size": batch_size,
+            "max_epochs": epochs,
+            "random_state": 0,
+            "device": DEVICE,
+            **PLAIN_ARCHITECTURE,
+            **params,
+        },
     ).fit(X, y)
+
+
+def fit_sktorch_mlp_without_dropout(X, y, epochs, batch_size):
+    fit_sktorch_mlp(X, y, epochs, batch_size, dropout=0.0)
 
 
 def plain_network(n_features):
@@ -92,19 +99,21 @@ def plain_network(n_features):
 def fit_plain_torch(X, y, epochs, batch_size, fused=None):
     """The loop a PyTorch user writes by hand, with the data pre-loaded as tensors."""
     torch.manual_seed(0)
-    X_t, y_t = torch.from_numpy(X), torch.from_numpy(y).reshape(-1, 1)
-    model = plain_network(X.shape[1])
+    X_t, y_t = torch.from_numpy(X).to(DEVICE), torch.from_numpy(y).reshape(-1, 1).to(DEVICE)
+    model = plain_network(X.shape[1]).to(DEVICE)
     optimizer = torch.optim.Adam(model.parameters(), lr=LR, fused=fused)
     loss_fn = torch.nn.MSELoss()
     model.train()
     for _ in range(epochs):
-        order = torch.randperm(len(X_t))
+        order = torch.randperm(len(X_t), device=DEVICE)
         for start in range(0, len(X_t), batch_size):
             rows = order[start : start + batch_size]
             optimizer.zero_grad()
             loss = loss_fn(model(X_t[rows]), y_t[rows])
             loss.backward()
             optimizer.step()
+    if DEVICE != "cpu":
+        torch.cuda.synchronize()
 
 
 def fit_plain_torch_fused(X, y, epochs, batch_size):
@@ -120,6 +129,7 @@ def fit_skorch_defaults(X, y, epochs, batch_size):
         batch_size=batch_size,
         max_epochs=epochs,
         train_split=None,
+        device=DEVICE,
         verbose=0,
     ).fit(X, y.reshape(-1, 1))
 
@@ -141,6 +151,9 @@ def fit_sklearn_mlp(X, y, epochs, batch_size):
 
 TRAINERS = {
     "TorchMLPRegressor": fit_sktorch_mlp,
+    "TorchMLPRegressor, dropout=0 (the network MLPRegressor trains)": (
+        fit_sktorch_mlp_without_dropout
+    ),
     "plain PyTorch loop": fit_plain_torch,
     "plain PyTorch loop, Adam(fused=True) (reference)": fit_plain_torch_fused,
     "skorch NeuralNetRegressor (defaults)": fit_skorch_defaults,
@@ -150,9 +163,15 @@ TRAINERS = {
 
 def matmul_gflops(size=2048, repeats=5):
     """float32 matrix-product rate of this machine: the ceiling for the arithmetic."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    a, b = torch.randn(size, size, device=DEVICE), torch.randn(size, size, device=DEVICE)
+
+    def product():
+        a @ b
+        if DEVICE != "cpu":
+            torch.cuda.synchronize()
+
+    product()
+    best = min(_timed(product) for _ in range(repeats))
     return 2 * size**3 / best / 1e9
 
 
@@ -177,17 +196,47 @@ def compare_trainers(X, y, epochs, batch_size, repeats):
     return {name: seconds / epochs for name, seconds in best.items()}
 
 
+TRAINING_OPTIONS = {
+    "float32, hand-written backward pass (default)": {},
+    "mixed_precision='bfloat16'": {"mixed_precision": "bfloat16"},
+    "mixed_precision='float16'": {"mixed_precision": "float16"},
+    "compile=True": {"compile": True},
+}
+CUDA_ONLY_OPTIONS = {"compile='reduce-overhead' (CUDA graphs)": {"compile": "reduce-overhead"}}
+
+
+def compare_options(X, y, epochs, batch_size, repeats):
+    """Per-epoch time of the opt-in training options, the first epoch (compilation) apart."""
+    options = dict(TRAINING_OPTIONS)
+    if DEVICE != "cpu":
+        options.update(CUDA_ONLY_OPTIONS)
+    options["default parameters (periodic embedding, 4 networks; not the same network)"] = {
+        "embedding": "periodic",
+        "ensemble_size": 4,
+        "dropout": 0.0,
+        "input_transform": "quantile",
+    }
+    first, later = {}, {name: np.inf for name in options}
+    for _ in range(repeats):
+        for name, params in options.items():
+            durations = fit_sktorch_mlp(X, y, epochs, batch_size, **params).history_[:, "dur"]
+            first.setdefault(name, durations[0])
+            later[name] = min(later[name], min(durations[1:]))
+    return {name: (first[name], later[name]) for name in options}
+
+
 def scaling_child(n_samples, epochs):
     """Runs in a fresh process: one fit on n generated rows; prints JSON."""
     rng = np.random.default_rng(0)
     X = rng.standard_normal((n_samples, 50), dtype=np.float32)
     y = X[:, :5].sum(axis=1) + 0.1 * rng.standard_normal(n_samples, dtype=np.float32)
-    model = TorchMLPRegressor(HIDDEN, max_epochs=1, **PLAIN_ARCHITECTURE)
+    model = TorchMLPRegressor(HIDDEN, max_epochs=1, device=DEVICE, **PLAIN_ARCHITECTURE)
     model.fit(X[:256], y[:256])  # warm-up: imports, thread pools, allocator
+    _reset_peak_rss()
     rss_before = _rss_bytes()
     model.set_params(max_epochs=epochs)
     seconds = _timed(lambda: model.fit(X, y))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _peak_rss_bytes()
     n_predict = min(n_samples, 100_000)
     predict_seconds = min(_timed(lambda: model.predict(X[:n_predict])) for _ in range(3))
     n_params = sum(p.numel() for p in model.net_.module_.parameters())
@@ -205,6 +254,25 @@ def scaling_child(n_samples, epochs):
     )
 
 
+def _peak_rss_bytes():
+    """Peak resident memory of this process since the last _reset_peak_rss.
+
+    Not ``getrusage``'s ``ru_maxrss``: Linux carries it over from the parent process across
+    ``exec``, so a child would report the parent's peak whenever that is larger.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status: this benchmark needs Linux")
+
+
+def _reset_peak_rss():
+    # Linux resets the peak (VmHWM) to the current resident size when 5 is written here.
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+
+
 def _rss_bytes():
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -214,7 +282,16 @@ def run_scaling(sizes, epochs):
     rows = []
     for n in sizes:
         out = subprocess.run(
-            [sys.executable, __file__, "--scaling-child", str(n), "--epochs", str(epochs)],
+            [
+                sys.executable,
+                __file__,
+                "--scaling-child",
+                str(n),
+                "--epochs",
+                str(epochs),
+                "--device",
+                DEVICE,
+            ],
             check=True,
             capture_output=True,
             text=True,
@@ -223,24 +300,30 @@ def run_scaling(sizes, epochs):
     return rows
 
 
-def report(X, per_epoch, gflops, scaling, args):
+def report(X, per_epoch, options, gflops, scaling, args):
     n_samples, n_features = X.shape
     floor = flops_per_epoch(n_samples, n_features) / (gflops * 1e9)
     ours = per_epoch["TorchMLPRegressor"]
+    if DEVICE == "cpu":
+        where = f"{os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, no GPU used"
+    else:
+        where = f"GPU {torch.cuda.get_device_name(DEVICE)}, {os.cpu_count()} CPU cores"
+    command = f"python benchmarks/speed.py --epochs {args.epochs} --repeats {args.repeats}"
+    if DEVICE != "cpu":
+        command += f" --device {DEVICE}"
     lines = [
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, "
-        f"torch threads {torch.get_num_threads()}, no GPU used (device='cpu').",
+        f"Machine: {platform.machine()}, {where} (device='{DEVICE}').",
         f"Versions: Python {platform.python_version()}, torch {torch.__version__}, "
         f"skorch {skorch.__version__}, scikit-learn {sklearn.__version__}, "
         f"numpy {np.__version__}, sktorch_mlp {sktorch_mlp_version}.",
-        f"Command: `python benchmarks/speed.py --epochs {args.epochs} --repeats {args.repeats}`",
+        f"Command: `{command}`",
         "",
         f"### Training, California housing {n_samples:,} x {n_features} float32, "
         f"MLP {HIDDEN}, batch {args.batch_size}",
         "",
         f"Best of {args.repeats} interleaved runs of {args.epochs} epochs each. Arithmetic "
         f"floor: {flops_per_epoch(n_samples, n_features) / 1e9:.1f} GFLOP per epoch at the "
-        f"{gflops:.0f} GFLOP/s a 2048x2048 float32 matmul reaches here = {floor * 1e3:.0f} ms.",
+        f"{gflops:.0f} GFLOP/s a 2048x2048 float32 matmul reaches here = {floor * 1e3:.1f} ms.",
         "",
         "| trainer | ms/epoch | samples/s | TorchMLPRegressor speed-up | floor / time |",
         "|---|---:|---:|---:|---:|",
@@ -250,6 +333,35 @@ def report(X, per_epoch, gflops, scaling, args):
             f"| {name} | {seconds * 1e3:.0f} | {n_samples / seconds:,.0f} | "
             f"{seconds / ours:.2f}x | {floor / seconds:.0%} |"
         )
+    like_for_like = per_epoch["TorchMLPRegressor, dropout=0 (the network MLPRegressor trains)"]
+    ratios = [
+        ("the plain PyTorch loop", per_epoch["plain PyTorch loop"] / ours, 1.5),
+        ("skorch's defaults", per_epoch["skorch NeuralNetRegressor (defaults)"] / ours, 2.5),
+    ]
+    if "sklearn MLPRegressor" in per_epoch:
+        sklearn_time = per_epoch["sklearn MLPRegressor"]
+        ratios += [
+            ("MLPRegressor (ours with dropout 0.1)", sklearn_time / ours, 1.5),
+            ("MLPRegressor (the same network, no dropout)", sklearn_time / like_for_like, 1.5),
+        ]
+    lines += ["", "Speed-up of TorchMLPRegressor over:", ""]
+    lines += [
+        f"- {name}: {ratio:.2f}x (target {target}x: {'met' if ratio >= target else 'not met'})"
+        for name, ratio, target in ratios
+    ]
+    if options:
+        lines += [
+            "",
+            f"### Training options, same data and batch ({args.epochs} epochs, "
+            f"best of {args.repeats})",
+            "",
+            "| TorchMLPRegressor | first epoch (s) | later epochs (ms/epoch) | "
+            "vs float32 default |",
+            "|---|---:|---:|---:|",
+        ]
+        default = next(iter(options.values()))[1]
+        for name, (first, later) in options.items():
+            lines.append(f"| {name} | {first:.2f} | {later * 1e3:.0f} | {later / default:.2f}x |")
     if scaling:
         lines += [
             "",
@@ -281,8 +393,18 @@ def main():
     parser.add_argument("--scaling-sizes", default="10000,100000,1000000")
     parser.add_argument("--scaling-epochs", type=int, default=1)
     parser.add_argument("--markdown", help="also write the report to this file")
+    parser.add_argument(
+        "--device", default="cpu", help='"cpu" or a CUDA device; all trainers but sklearn run there'
+    )
+    parser.add_argument(
+        "--no-options", dest="options", action="store_false", help="skip the training options"
+    )
     parser.add_argument("--scaling-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = args.device
+    if DEVICE != "cpu":
+        del TRAINERS["sklearn MLPRegressor"]  # it runs on the CPU only
     if args.scaling_child:
         scaling_child(args.scaling_child, args.epochs)
         return
@@ -292,7 +414,10 @@ def main():
     per_epoch = compare_trainers(X, y, args.epochs, args.batch_size, args.repeats)
     sizes = [int(n) for n in args.scaling_sizes.split(",") if n]
     scaling = run_scaling(sizes, args.scaling_epochs)
-    text = report(X, per_epoch, gflops, scaling, args)
+    options = {}
+    if args.options:
+        options = compare_options(X, y, max(args.epochs, 3), args.batch_size, args.repeats)
+    text = report(X, per_epoch, options, gflops, scaling, args)
     print(text)
     if args.markdown:
         with open(args.markdown, "w") as out:
