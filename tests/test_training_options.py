@@ -44,6 +44,8 @@ def test_mixed_precision_trains_close_to_float32(regression_data, dtype):
 
 
 @pytest.mark.skipif(shutil.which("c++") is None, reason="torch.compile needs a C++ compiler")
+# torch's own compiler still calls a deprecated torch.jit helper.
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 def test_compiled_network_trains_as_the_uncompiled_one(regression_data):
     X, y = regression_data
     reference = small_model(ensemble_size=2).fit(X, y)
