@@ -8,7 +8,8 @@ operations:
 
 - each layer adds its bias inside the matrix product (``addmm``/``baddbmm``);
 - ReLU and dropout take two in-place operations forward, and one threshold backward;
-- the dropout scale is folded into the factor of the matrix product before it;
+- backward, dropout's scale is the factor (``alpha``) of the matrix product that
+  computes the gradient, not an operation of its own;
 - no graph is recorded, except through the periodic embedding, whose parameters
   autograd finishes from the gradient of its output.
 

@@ -1,9 +1,11 @@
 """The skorch engine behind :class:`~sktorch_mlp.TorchMLPRegressor`.
 
 skorch owns the training loop (epochs, batches, callbacks, history). This module
-configures it: the :class:`~sktorch_mlp._module.MLP`, a (weighted) MSE loss, Adam,
+configures it: the :class:`~sktorch_mlp._module.MLP`, a (weighted) MSE loss, AdamW,
 batches fed from device-resident tensors, a learning-rate schedule, and early
-stopping on a held-out validation set.
+stopping on a held-out validation set; and it replaces the training step with one
+whose backward pass and optimizer step skip autograd's and torch.optim's per-call
+work (``_backprop.py``, ``_optim.py``).
 """
 
 import functools
@@ -89,7 +91,11 @@ class MLPNet(NeuralNetRegressor):
       on a GPU). From them it records the epoch's mean loss (MSE of the
       standardized target) and its RMSE in target units, ``train_rmse`` and
       ``valid_rmse``. The history holds one batch entry per epoch and phase.
-    - Gradients are released (``set_to_none``) rather than zero-filled.
+    - A training step computes the gradients with the hand-written backward pass of
+      :func:`~sktorch_mlp._backprop.mse_backprop`, which sets them (no zeroing), and
+      updates the weights with :func:`~sktorch_mlp._optim.adamw_step`. With
+      ``mixed_precision`` or ``compile_mode`` it goes through autograd instead.
+    - Batch notifications are sent only when a callback acts on them.
     - float64 inputs run through the float32-trained weights in float64. Predictions
       are then independent of how rows are batched (float32 matrix products round
       differently for different batch shapes) and match scikit-learn's float64 output.
@@ -101,6 +107,10 @@ class MLPNet(NeuralNetRegressor):
     target_scale : ndarray of shape (n_outputs,)
         Standard deviation of each original target column, to report RMSE in
         target units.
+    mixed_precision : {None, "bfloat16", "float16"}
+        Autocast dtype of the training step's matrix products; None for float32.
+    compile_mode : {None, "default", "reduce-overhead", "max-autotune"}
+        ``torch.compile`` mode of the network for training; None does not compile.
     *args, **kwargs
         Passed to ``skorch.NeuralNetRegressor``.
     """
