@@ -42,6 +42,7 @@ import pandas as pd
 import sklearn
 import skorch
 import torch
+from process_memory import peak_rss_bytes, reset_peak_rss, rss_bytes
 
 from sktorch_mlp import TorchMLPRegressor
 from sktorch_mlp import __version__ as sktorch_mlp_version
@@ -118,8 +119,8 @@ def stream_child(args):
     # measured from here on is what streaming adds.
     params = {**MODEL, "input_transform": args.input_transform}
     TorchMLPRegressor(**params).partial_fit(*generated_rows(TRAIN_SEED, 0, 256))
-    rss_before = _rss_bytes()
-    _reset_peak_rss()
+    rss_before = rss_bytes()
+    reset_peak_rss()
     if args.csv:
         chunks = csv_chunks(args.csv, args.chunk_rows)
     else:
@@ -145,11 +146,11 @@ def stream_child(args):
         n_rows += len(chunk[0])
         del chunk
         if len(call_seconds) == 1:
-            rss_after_first = _rss_bytes()
+            rss_after_first = rss_bytes()
         if len(call_seconds) in checkpoints:  # not timed; a pickle of the model is about 1 MB
             snapshots.append((n_rows, pickle.dumps(model)))
-    peak_rss = _peak_rss_bytes()
-    rss_end = _rss_bytes()
+    peak_rss = peak_rss_bytes()
+    rss_end = rss_bytes()
     # Evaluated after the peak is read: predict's float64 buffers stay in the heap of glibc's
     # malloc (about 100 MiB here) and would count in the training's peak.
     if snapshots[-1][0] != n_rows:
@@ -179,26 +180,6 @@ def stream_child(args):
             }
         )
     )
-
-
-def _rss_bytes():
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _peak_rss_bytes():
-    """Peak resident memory since the process started or since the last _reset_peak_rss."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmHWM in /proc/self/status: this benchmark needs Linux")
-
-
-def _reset_peak_rss():
-    # Linux resets the peak (VmHWM) to the current resident size when 5 is written here.
-    with open("/proc/self/clear_refs", "w") as clear_refs:
-        clear_refs.write("5")
 
 
 def run_stream(rows, chunk_rows, test_rows, csv=None, **settings):

@@ -36,6 +36,7 @@ import numpy as np
 import sklearn
 import skorch
 import torch
+from process_memory import peak_rss_bytes, reset_peak_rss, rss_bytes
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPRegressor
@@ -232,11 +233,11 @@ def scaling_child(n_samples, epochs):
     y = X[:, :5].sum(axis=1) + 0.1 * rng.standard_normal(n_samples, dtype=np.float32)
     model = TorchMLPRegressor(HIDDEN, max_epochs=1, device=DEVICE, **PLAIN_ARCHITECTURE)
     model.fit(X[:256], y[:256])  # warm-up: imports, thread pools, allocator
-    _reset_peak_rss()
-    rss_before = _rss_bytes()
+    reset_peak_rss()
+    rss_before = rss_bytes()
     model.set_params(max_epochs=epochs)
     seconds = _timed(lambda: model.fit(X, y))
-    peak = _peak_rss_bytes()
+    peak = peak_rss_bytes()
     n_predict = min(n_samples, 100_000)
     predict_seconds = min(_timed(lambda: model.predict(X[:n_predict])) for _ in range(3))
     n_params = sum(p.numel() for p in model.net_.module_.parameters())
@@ -252,30 +253,6 @@ def scaling_child(n_samples, epochs):
             }
         )
     )
-
-
-def _peak_rss_bytes():
-    """Peak resident memory of this process since the last _reset_peak_rss.
-
-    Not ``getrusage``'s ``ru_maxrss``: Linux carries it over from the parent process across
-    ``exec``, so a child would report the parent's peak whenever that is larger.
-    """
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmHWM in /proc/self/status: this benchmark needs Linux")
-
-
-def _reset_peak_rss():
-    # Linux resets the peak (VmHWM) to the current resident size when 5 is written here.
-    with open("/proc/self/clear_refs", "w") as clear_refs:
-        clear_refs.write("5")
-
-
-def _rss_bytes():
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def run_scaling(sizes, epochs):
