@@ -146,7 +146,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         gradients are scaled against underflow. None trains in float32. Meant
         for large networks or batches on a GPU: at tabular sizes and on CPUs the
         float32 step, which has a hand-written backward pass, is usually faster.
-        Predictions are computed in float32 (float64 for float64 inputs).
+        Predictions are computed as without it.
 
     compile : bool or {"default", "reduce-overhead", "max-autotune"}, default=False
         Train the network compiled by ``torch.compile`` (True means "default";
