@@ -8,8 +8,8 @@ operations:
 
 - each layer adds its bias inside the matrix product (``addmm``/``baddbmm``);
 - ReLU and dropout take two in-place operations forward, and one threshold backward;
-- backward, dropout's scale is the factor (``alpha``) of the matrix product that
-  computes the gradient, not an operation of its own;
+- dropout's masks hold 0 or 1, and the scale of the units it keeps is the factor
+  (``alpha``) of the matrix products that read them, not an operation of its own;
 - no graph is recorded, except through the periodic embedding, whose parameters
   autograd finishes from the gradient of its output.
 
@@ -29,7 +29,8 @@ def mse_backprop(module, X, y, weight=None):
     """Compute the training loss of ``module`` and set every parameter's gradient.
 
     The gradients replace those in ``.grad``; they are not added to them, so the
-    optimizer's ``zero_grad`` is not needed.
+    optimizer's ``zero_grad`` is not needed. They are written into the existing
+    gradient tensors where there are any.
 
     Parameters
     ----------
@@ -58,15 +59,16 @@ def mse_backprop(module, X, y, weight=None):
         hidden = embedded.detach()
         if ensemble:
             hidden = hidden.expand(module.ensemble_size, *hidden.shape)
-        # Forward: keep each layer's input for the weight gradients.
-        layer_inputs = []
-        for linear, dropout in zip(linears[:-1], dropouts, strict=True):
+        # Forward: keep each layer's input for the weight gradients. Dropout's masks hold
+        # 0 or 1; the scale of the kept units is each next product's alpha.
+        layer_inputs, scales = [], [1.0, *(dropout.scale for dropout in dropouts)]
+        for linear, dropout, scale in zip(linears[:-1], dropouts, scales[:-1], strict=True):
             layer_inputs.append(hidden)
-            hidden = _affine(linear, hidden, ensemble).clamp_min_(0)
+            hidden = _affine(linear, hidden, ensemble, scale).clamp_min_(0)
             if dropout.p > 0:
                 hidden.mul_(dropout.mask(hidden.shape, hidden.device))
         layer_inputs.append(hidden)
-        y_pred = _affine(module.output, hidden, ensemble)
+        y_pred = _affine(module.output, hidden, ensemble, scales[-1])
 
         error = y_pred - y
         weighted_error = error if weight is None else error * weight
@@ -74,20 +76,29 @@ def mse_backprop(module, X, y, weight=None):
 
         # Backward, from d loss / d y_pred = 2 * weighted error / number of terms.
         gradient = weighted_error.mul_(2 / error.numel())
+        # (In the products below, the first argument only gives the result's shape: beta=0
+        # ignores its values.)
         for index in reversed(range(len(linears))):
-            linear, layer_input = linears[index], layer_inputs[index]
+            linear, layer_input, scale = linears[index], layer_inputs[index], scales[index]
+            weight, bias = linear.weight, linear.bias
             if ensemble:
-                linear.weight.grad = torch.bmm(layer_input.transpose(1, 2), gradient)
-                linear.bias.grad = gradient.sum(dim=1, keepdim=True)
+                inputs_T = layer_input.transpose(1, 2)
+                _set_grad(
+                    weight,
+                    torch.baddbmm(weight, inputs_T, gradient, beta=0, alpha=scale, out=weight.grad),
+                )
+                _set_grad(bias, torch.sum(gradient, dim=1, keepdim=True, out=bias.grad))
             else:
-                linear.weight.grad = torch.mm(gradient.t(), layer_input)
-                linear.bias.grad = gradient.sum(dim=0)
+                _set_grad(
+                    weight,
+                    torch.addmm(
+                        weight, gradient.t(), layer_input, beta=0, alpha=scale, out=weight.grad
+                    ),
+                )
+                _set_grad(bias, torch.sum(gradient, dim=0, out=bias.grad))
             if index == 0 and not embedded.requires_grad:
                 break
-            # The gradient of the layer's input. The dropout before this layer scaled the units
-            # it kept by ``scale``; that factor is applied here, as the product's alpha.
-            # (``layer_input`` only gives the result's shape: beta=0 ignores its values.)
-            scale = dropouts[index - 1].scale if index > 0 else 1.0
+            # The gradient of the layer's input, then through ReLU and dropout.
             if ensemble:
                 weight_T = linear.weight.transpose(1, 2)
                 gradient = torch.baddbmm(layer_input, gradient, weight_T, beta=0, alpha=scale)
@@ -99,13 +110,24 @@ def mse_backprop(module, X, y, weight=None):
             gradient = gradient.sum(dim=0)  # the members share the embedding
     if embedded.requires_grad:
         for parameter in module.embedding.parameters():
-            parameter.grad = None  # set, not accumulated, like the other gradients
+            if parameter.grad is not None:
+                parameter.grad.zero_()  # set, not accumulated, like the other gradients
         embedded.backward(gradient)
     return loss, y_pred
 
 
-def _affine(linear, X, ensemble):
-    """The layer's output, with the bias added inside the matrix product."""
+def _set_grad(parameter, grad):
+    """Make ``grad`` the parameter's gradient, unless it was written into it already.
+
+    Gradients are written into the existing ``.grad`` tensors (``out=``): the
+    optimizer's flat layout keeps them as views of one buffer.
+    """
+    if parameter.grad is not grad:
+        parameter.grad = grad
+
+
+def _affine(linear, X, ensemble, scale):
+    """The layer's output for inputs ``scale * X``, the bias added inside the product."""
     if ensemble:
-        return torch.baddbmm(linear.bias, X, linear.weight)
-    return torch.addmm(linear.bias, X, linear.weight.t())
+        return torch.baddbmm(linear.bias, X, linear.weight, alpha=scale)
+    return torch.addmm(linear.bias, X, linear.weight.t(), alpha=scale)

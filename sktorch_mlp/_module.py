@@ -12,12 +12,12 @@ class Dropout(nn.Dropout):
 
     ``torch.bernoulli`` produces one random float per element and, at tabular batch
     sizes, costs more than the matrix product it follows. Here each 64-bit random
-    integer yields four 15-bit uniform numbers, compared with ``p``, for a block of
-    up to a million mask values at once; each call then takes the next slice of the
-    block. On the CPU the bits come from numpy's SFC64 generator, seeded from
-    torch's global generator; on a GPU, from torch's. The result is the same
-    inverted dropout (kept units scaled by ``1 / (1 - p)``), with ``p`` rounded to
-    a multiple of 2**-15.
+    integer yields four 15-bit uniform numbers, compared with ``p`` in one operation,
+    for a block of up to a million mask values at once; each call then takes the next
+    slice of the block. On the CPU the bits come from numpy's SFC64 generator, seeded
+    from torch's global generator; on a GPU, from torch's. The result is the same
+    inverted dropout (kept units scaled by ``1 / (1 - p)``), with ``p`` rounded to a
+    multiple of 2**-15.
 
     Setting the mode (``train()`` or ``eval()``, which skorch does at the start of
     every epoch) discards the block, so the masks of an epoch depend only on the
@@ -27,13 +27,14 @@ class Dropout(nn.Dropout):
 
     _LEVELS = 2**15
     BLOCK_ELEMENTS = 2**20
+    BLOCK_MASKS = 16
 
     def __init__(self, p=0.5, inplace=False):
         super().__init__(p, inplace)
-        self._block, self._taken, self._buffer = None, 0, None
+        self._masks = _MaskBlock()
 
     def train(self, mode=True):
-        self._block = None
+        self._masks.values = self._masks.generator = None
         return super().train(mode)
 
     @property
@@ -48,14 +49,13 @@ class Dropout(nn.Dropout):
     def forward(self, X):
         if not self.training or self.p == 0:
             return X
-        # A float mask holding 0 or the inverse keep rate: one multiplication forward and
-        # one backward.
-        return X * self._eager_mask(X.shape, X.device)
+        return X * self._eager_mask(X.shape, X.device) * self.scale
 
     def mask(self, shape, device):
-        """Return the next dropout mask: 0 with probability ``p``, else ``1 / (1 - p)``.
+        """Return the next keep mask: 0 with probability ``p``, else 1.
 
-        The mask is a view of the current block, valid until the next call.
+        Kept units are to be scaled by :attr:`scale`. The mask is a view of the
+        current block, valid until the next call.
 
         Parameters
         ----------
@@ -66,13 +66,14 @@ class Dropout(nn.Dropout):
         -------
         Tensor of float32, of the given shape
         """
-        n = math.prod(shape)
-        if self._block is None or self._taken + n > len(self._block):
+        masks, n = self._masks, math.prod(shape)
+        if masks.values is None or masks.taken + n > len(masks.values):
             # Small models draw small blocks, so that a tiny data set does not pay for a
             # million values per epoch.
-            self._draw(max(n, min(16 * n, self.BLOCK_ELEMENTS)), torch.device(device))
-        self._taken += n
-        return self._block[self._taken - n : self._taken].view(shape)
+            size = max(n, min(self.BLOCK_MASKS * n, self.BLOCK_ELEMENTS))
+            self._draw(size, torch.device(device))
+        masks.taken += n
+        return masks.values[masks.taken - n : masks.taken].view(shape)
 
     # torch.compile runs the mask's draw as ordinary Python: it keeps state between calls
     # and uses numpy's generator, which a compiled graph would freeze or break on.
@@ -80,28 +81,35 @@ class Dropout(nn.Dropout):
 
     def _draw(self, n, device):
         """Fill the block with ``n`` new mask values, reusing its memory when it can."""
-        buffer = self._buffer
-        if buffer is None or len(buffer) < n or buffer.device != device:
+        masks = self._masks
+        if masks.buffer is None or len(masks.buffer) < n or masks.buffer.device != device:
             # Fresh memory of this size costs a page fault per page on first use, more than
             # drawing the numbers; the buffer is kept across blocks and epochs.
-            buffer = self._buffer = torch.empty(n, device=device)
+            masks.buffer = torch.empty(n, device=device)
         n_words = (n + 3) // 4
         if device.type == "cpu":
             # numpy's SFC64 generator produces 64 random bits twice as fast as torch's CPU
-            # generator; it is seeded from torch's, so ``manual_seed`` still fixes the masks.
-            seed = int(torch.randint(2**62, ()))
-            bits = np.random.SFC64(seed).random_raw(n_words).view(np.int64)
-            words = torch.from_numpy(bits)
+            # generator; it is seeded from torch's, once per epoch, so ``manual_seed``
+            # still fixes the masks.
+            if masks.generator is None:
+                masks.generator = np.random.SFC64(int(torch.randint(2**62, ())))
+            words = torch.from_numpy(masks.generator.random_raw(n_words).view(np.int64))
         else:
             words = torch.empty(n_words, dtype=torch.int64, device=device).random_()
         # Keep 15 bits of each 16-bit lane (random_() leaves the sign bit of a word at 0),
         # clearing the top bit of all four lanes in one 64-bit operation.
-        lanes = words.bitwise_and_(0x7FFF_7FFF_7FFF_7FFF).view(torch.int16)
-        uniform = buffer[:n].copy_(lanes[:n])
-        # Integers below the threshold map to 0 and the others to 1, in three in-place
-        # operations, which are vectorized where a comparison and a select are not.
-        self._block = uniform.sub_(self._threshold - 1).clamp_(0, 1).mul_(self.scale)
-        self._taken = 0
+        lanes = words.bitwise_and_(0x7FFF_7FFF_7FFF_7FFF).view(torch.int16)[:n]
+        # One comparison, written straight into the float block.
+        masks.values = torch.ge(lanes, self._threshold, out=masks.buffer[:n])
+        masks.taken = 0
+
+
+class _MaskBlock:
+    """A dropout layer's current block of masks: plain attributes, which a mask per
+    batch reads and writes faster than an ``nn.Module``'s."""
+
+    def __init__(self):
+        self.values, self.taken, self.buffer, self.generator = None, 0, None, None
 
 
 class PeriodicEmbedding(nn.Module):

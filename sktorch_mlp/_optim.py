@@ -7,12 +7,22 @@ and groups the tensors by device and dtype. At tabular batch sizes that is a ten
 of the training step. :func:`adamw_step` calls the fused kernel directly whenever
 none of that work is needed, and ``optimizer.step()`` otherwise; the parameters and
 the optimizer's state end up the same either way.
+
+The kernel still works tensor by tensor, and an MLP has two small tensors per layer.
+So the direct step also lays the parameters, their gradients and AdamW's two moments
+out as slices of one buffer each (:class:`FlatLayout`): every parameter stays its own
+tensor, a view of its slice, and the whole update is one kernel on four buffers.
 """
 
 import functools
+import weakref
 
 import torch
 from torch.optim import optimizer as _optimizer_module
+
+# Each optimizer's flat layout, kept beside it rather than on it, so that it is neither
+# pickled nor copied with the optimizer; a loaded or copied optimizer builds its own.
+_layouts = weakref.WeakKeyDictionary()
 
 
 def adamw_step(optimizer):
@@ -22,8 +32,9 @@ def adamw_step(optimizer):
     with one parameter group, plain options (no amsgrad, maximize, capturable or
     differentiable), a float learning rate, state already created (the first
     step goes through ``optimizer.step()``), a gradient for every parameter, and
-    no step hooks; and when this version of torch offers the fused kernel with
-    the signature used here.
+    no step hooks; when the parameters share a dtype, a device and a step count;
+    and when this version of torch offers the fused kernel with the signature used
+    here.
 
     Parameters
     ----------
@@ -33,18 +44,21 @@ def adamw_step(optimizer):
         optimizer.step()
         return
     group = optimizer.param_groups[0]
-    params = group["params"]
-    states = [optimizer.state[param] for param in params]
-    steps = [state["step"] for state in states]
-    torch._foreach_add_(steps, 1)  # the step count each update's bias correction uses
+    layout = _layouts.get(optimizer)
+    if layout is None or not layout.holds(optimizer):
+        if not FlatLayout.possible(optimizer):
+            optimizer.step()
+            return
+        layout = _layouts[optimizer] = FlatLayout(optimizer)
+    layout.steps.add_(1)  # every parameter's step count, which the bias correction uses
     beta1, beta2 = group["betas"]
     torch._fused_adamw_(
-        params,
-        [param.grad for param in params],
-        [state["exp_avg"] for state in states],
-        [state["exp_avg_sq"] for state in states],
+        [layout.params],
+        [layout.grads],
+        [layout.exp_avgs],
+        [layout.exp_avg_sqs],
         [],
-        steps,
+        [layout.step],
         amsgrad=False,
         lr=group["lr"],
         beta1=beta1,
@@ -108,3 +122,72 @@ def _fused_kernel_callable(device):
     except (AttributeError, RuntimeError, TypeError):
         return False
     return bool(param.item() != 0)  # the step moved the parameter
+
+
+class FlatLayout:
+    """The parameters, gradients and AdamW moments of an optimizer, as slices of one buffer each.
+
+    Building the layout copies each tensor into its slice of a new buffer and puts the
+    slice in its place: ``param.data``, ``param.grad`` and the optimizer's
+    ``exp_avg``, ``exp_avg_sq`` and ``step`` entries all become views. Values,
+    shapes and the optimizer's ``state_dict`` are unchanged, and a parameter is still
+    its own ``nn.Parameter``. Whoever replaces one of these tensors instead of writing
+    into it (loading a state dict, moving the module, assigning a new gradient) leaves
+    the layout, which :meth:`holds` notices, and the next direct step builds a new one.
+
+    Parameters
+    ----------
+    optimizer : torch.optim.AdamW
+        With one parameter group whose parameters all have a gradient and a state,
+        of one dtype and device, at the same step.
+    """
+
+    def __init__(self, optimizer):
+        params = optimizer.param_groups[0]["params"]
+        states = [optimizer.state[param] for param in params]
+        with torch.no_grad():
+            self.params = torch.cat([param.detach().reshape(-1) for param in params])
+            self.grads = torch.cat([param.grad.reshape(-1) for param in params])
+            self.exp_avgs = torch.cat([state["exp_avg"].reshape(-1) for state in states])
+            self.exp_avg_sqs = torch.cat([state["exp_avg_sq"].reshape(-1) for state in states])
+            self.steps = torch.stack([state["step"] for state in states])
+        self.step = self.steps[0]  # all equal; the kernel reads one for the single buffer
+        self._views, start = [], 0
+        for index, (param, state) in enumerate(zip(params, states, strict=True)):
+            stop = start + param.numel()
+            param.data = self.params[start:stop].view_as(param)
+            param.grad = self.grads[start:stop].view_as(param)
+            state["exp_avg"] = self.exp_avgs[start:stop].view_as(param)
+            state["exp_avg_sq"] = self.exp_avg_sqs[start:stop].view_as(param)
+            state["step"] = self.steps[index]
+            views = (param.grad, state["exp_avg"], state["exp_avg_sq"], state["step"])
+            self._views.append((param, param.data_ptr(), views))
+            start = stop
+
+    @staticmethod
+    def possible(optimizer):
+        """Whether the parameters share a dtype, a device and a step count.
+
+        Reads the step counts, so on a GPU it waits for the device: it is called only
+        when a layout is to be built.
+        """
+        params = optimizer.param_groups[0]["params"]
+        first = params[0]
+        if any(param.dtype != first.dtype or param.device != first.device for param in params):
+            return False
+        steps = torch.stack([optimizer.state[param]["step"].float() for param in params])
+        return bool((steps == steps[0]).all())
+
+    def holds(self, optimizer):
+        """Whether every tensor of ``optimizer``'s update is still a view in this layout."""
+        params = optimizer.param_groups[0]["params"]
+        if len(params) != len(self._views):
+            return False
+        for param, (expected, data_ptr, views) in zip(params, self._views, strict=True):
+            if param is not expected or param.data_ptr() != data_ptr:
+                return False
+            state = optimizer.state.get(param)
+            current = (param.grad, state["exp_avg"], state["exp_avg_sq"], state["step"])
+            if any(tensor is not view for tensor, view in zip(current, views, strict=True)):
+                return False
+        return True

@@ -79,3 +79,21 @@ def test_training_by_hand_matches_training_with_autograd(monkeypatch, regression
     np.testing.assert_allclose(
         by_hand.history_[:, "train_loss"], with_autograd.history_[:, "train_loss"], rtol=1e-4
     )
+
+
+@pytest.mark.parametrize(("embedding", "ensemble_size"), [("none", 1), ("periodic", 3)])
+def test_gradients_overwrite_the_existing_gradient_tensors(embedding, ensemble_size):
+    # The optimizer keeps gradients as views of one buffer: they are written into, not
+    # replaced, and stale values are overwritten rather than added to.
+    torch.manual_seed(0)
+    module = MLP(4, 2, (8, 8), 0.0, embedding=embedding, ensemble_size=ensemble_size).train()
+    X, y = torch.randn(10, 4), torch.randn(10, 2)
+    autograd_backprop(module, X, y)
+    expected = {name: p.grad.clone() for name, p in module.named_parameters()}
+    for param in module.parameters():
+        param.grad.fill_(1e3)
+    tensors = {name: p.grad for name, p in module.named_parameters()}
+    mse_backprop(module, X, y)
+    for name, param in module.named_parameters():
+        assert param.grad is tensors[name], name
+        torch.testing.assert_close(param.grad, expected[name], rtol=1e-5, atol=1e-6, msg=name)

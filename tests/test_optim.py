@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from sktorch_mlp import _optim
 from sktorch_mlp._optim import adamw_step
 
 
@@ -59,3 +60,85 @@ def test_step_hooks_still_run():
         set_gradients(params, seed)
         adamw_step(optimizer)
     assert calls == ["post"] * 3
+
+
+def train_writing_gradients_in_place(step, n_steps=6, between_steps=None):
+    """Like ``train``, but gradients are written into ``.grad``, as the training step does."""
+    params = make_params()
+    optimizer = torch.optim.AdamW(params, lr=0.01, weight_decay=0.3, fused=True)
+    for index in range(n_steps):
+        generator = torch.Generator().manual_seed(index)
+        for param in params:
+            gradient = torch.randn(param.shape, generator=generator)
+            if param.grad is None:
+                param.grad = gradient
+            else:
+                param.grad.copy_(gradient)
+        step(optimizer)
+        if between_steps is not None:
+            between_steps(index, params, optimizer)
+    return params, optimizer
+
+
+def assert_same_training(actual, expected):
+    (params, optimizer), (reference_params, reference_optimizer) = actual, expected
+    for param, reference in zip(params, reference_params, strict=True):
+        assert torch.equal(param, reference)
+        state, reference_state = optimizer.state[param], reference_optimizer.state[reference]
+        for key in reference_state:
+            assert torch.equal(state[key], reference_state[key]), key
+
+
+def test_flat_layout_is_built_once_and_updates_exactly(monkeypatch):
+    builds = []
+    original_init = _optim.FlatLayout.__init__
+    monkeypatch.setattr(
+        _optim.FlatLayout, "__init__", lambda self, opt: builds.append(original_init(self, opt))
+    )
+    params, optimizer = train_writing_gradients_in_place(adamw_step)
+    assert len(builds) == 1
+    # Every parameter, gradient and moment lives in one buffer of each kind.
+    for tensors in [
+        params,
+        [param.grad for param in params],
+        [optimizer.state[param]["exp_avg"] for param in params],
+        [optimizer.state[param]["exp_avg_sq"] for param in params],
+    ]:
+        assert len({tensor.untyped_storage().data_ptr() for tensor in tensors}) == 1
+    expected = train_writing_gradients_in_place(torch.optim.AdamW.step)
+    assert_same_training((params, optimizer), expected)
+
+
+def test_flat_layout_state_dict_loads_into_a_fresh_optimizer():
+    params, optimizer = train_writing_gradients_in_place(adamw_step, n_steps=3)
+    fresh = torch.optim.AdamW(params, lr=0.01, weight_decay=0.3, fused=True)
+    fresh.load_state_dict(optimizer.state_dict())
+    reference_params, reference = train_writing_gradients_in_place(torch.optim.AdamW.step, 3)
+    for param, reference_param in zip(params, reference_params, strict=True):
+        for key, value in reference.state[reference_param].items():
+            assert torch.equal(fresh.state[param][key], value), key
+
+
+def test_replaced_tensors_leave_the_layout_and_training_stays_exact():
+    def replace(index, params, optimizer):
+        if index == 1:
+            params[0].data = params[0].data.clone()  # as moving a module does
+        if index == 2:
+            params[1].grad = params[1].grad.clone()  # a new gradient tensor
+        if index == 3:
+            state = optimizer.state[params[2]]
+            state["exp_avg"] = state["exp_avg"].clone()  # as loading a state dict does
+
+    actual = train_writing_gradients_in_place(adamw_step, between_steps=replace)
+    expected = train_writing_gradients_in_place(torch.optim.AdamW.step, between_steps=replace)
+    assert_same_training(actual, expected)
+
+
+def test_parameters_at_different_steps_fall_back_to_optimizer_step():
+    def desynchronize(index, params, optimizer):
+        if index == 1:
+            optimizer.state[params[0]]["step"] = torch.tensor(10.0)
+
+    actual = train_writing_gradients_in_place(adamw_step, between_steps=desynchronize)
+    expected = train_writing_gradients_in_place(torch.optim.AdamW.step, between_steps=desynchronize)
+    assert_same_training(actual, expected)
