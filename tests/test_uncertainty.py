@@ -38,7 +38,8 @@ def test_std_is_positive_and_smaller_where_the_training_data_is_dense(fitted):
     _, std_inside = fitted.predict(inside, return_std=True)
     _, std_far = fitted.predict(far, return_std=True)
     assert np.all(std_inside > 0)
-    assert std_far.min() > 2 * std_inside.max()
+    # Over random_state 0 to 7 the ratio ranges from 1.6 to 3.8.
+    assert std_far.min() > 1.25 * std_inside.max()
 
 
 @pytest.mark.parametrize("params", [{}, {"dropout": 0.0, "ensemble_size": 3}])
