@@ -50,25 +50,25 @@ def mse_backprop(module, X, y, weight=None):
         ``module(X)``: of shape (n_samples, n_outputs), or (ensemble_size,
         n_samples, n_outputs) for an ensemble.
     """
+    # Plain tuples of the parameters: a step reads each of them twice, and nn.Module
+    # attribute lookups would cost more than the smaller tensor operations.
+    hidden_layers, output_layer, embedding = module.layers()
     ensemble = module.ensemble_size > 1
-    hidden_layers = tuple(module.hidden)  # Linear, ReLU, Dropout, Linear, ReLU, Dropout, ...
-    linears = (*hidden_layers[0::3], module.output)
-    dropouts = hidden_layers[2::3]
-    embedded = module.embedding(X)  # the only part autograd records
+    embedded = X if embedding is None else embedding(X)  # the only part autograd records
     with torch.no_grad():
         hidden = embedded.detach()
         if ensemble:
             hidden = hidden.expand(module.ensemble_size, *hidden.shape)
         # Forward: keep each layer's input for the weight gradients. Dropout's masks hold
         # 0 or 1; the scale of the kept units is each next product's alpha.
-        layer_inputs, scales = [], [1.0, *(dropout.scale for dropout in dropouts)]
-        for linear, dropout, scale in zip(linears[:-1], dropouts, scales[:-1], strict=True):
+        layer_inputs = []
+        for layer_weight, bias, scale, dropout in hidden_layers:
             layer_inputs.append(hidden)
-            hidden = _affine(linear, hidden, ensemble, scale).clamp_min_(0)
-            if dropout.p > 0:
+            hidden = _affine(layer_weight, bias, hidden, ensemble, scale).clamp_min_(0)
+            if dropout is not None:
                 hidden.mul_(dropout.mask(hidden.shape, hidden.device))
         layer_inputs.append(hidden)
-        y_pred = _affine(module.output, hidden, ensemble, scales[-1])
+        y_pred = _affine(*output_layer[:2], hidden, ensemble, output_layer[2])
 
         error = y_pred - y
         weighted_error = error if weight is None else error * weight
@@ -78,21 +78,29 @@ def mse_backprop(module, X, y, weight=None):
         gradient = weighted_error.mul_(2 / error.numel())
         # (In the products below, the first argument only gives the result's shape: beta=0
         # ignores its values.)
-        for index in reversed(range(len(linears))):
-            linear, layer_input, scale = linears[index], layer_inputs[index], scales[index]
-            weight, bias = linear.weight, linear.bias
+        layers = (*hidden_layers, output_layer)
+        for index in range(len(layers) - 1, -1, -1):
+            layer_weight, bias, scale = layers[index][:3]
+            layer_input = layer_inputs[index]
             if ensemble:
                 inputs_T = layer_input.transpose(1, 2)
                 _set_grad(
-                    weight,
-                    torch.baddbmm(weight, inputs_T, gradient, beta=0, alpha=scale, out=weight.grad),
+                    layer_weight,
+                    torch.baddbmm(
+                        layer_weight, inputs_T, gradient, beta=0, alpha=scale, out=layer_weight.grad
+                    ),
                 )
                 _set_grad(bias, torch.sum(gradient, dim=1, keepdim=True, out=bias.grad))
             else:
                 _set_grad(
-                    weight,
+                    layer_weight,
                     torch.addmm(
-                        weight, gradient.t(), layer_input, beta=0, alpha=scale, out=weight.grad
+                        layer_weight,
+                        gradient.t(),
+                        layer_input,
+                        beta=0,
+                        alpha=scale,
+                        out=layer_weight.grad,
                     ),
                 )
                 _set_grad(bias, torch.sum(gradient, dim=0, out=bias.grad))
@@ -100,16 +108,16 @@ def mse_backprop(module, X, y, weight=None):
                 break
             # The gradient of the layer's input, then through ReLU and dropout.
             if ensemble:
-                weight_T = linear.weight.transpose(1, 2)
+                weight_T = layer_weight.transpose(1, 2)
                 gradient = torch.baddbmm(layer_input, gradient, weight_T, beta=0, alpha=scale)
             else:
-                gradient = torch.addmm(layer_input, gradient, linear.weight, beta=0, alpha=scale)
+                gradient = torch.addmm(layer_input, gradient, layer_weight, beta=0, alpha=scale)
             if index > 0:
                 gradient = _threshold_backward(gradient, layer_input, 0)
         if embedded.requires_grad and ensemble:
             gradient = gradient.sum(dim=0)  # the members share the embedding
     if embedded.requires_grad:
-        for parameter in module.embedding.parameters():
+        for parameter in embedding.parameters():
             if parameter.grad is not None:
                 parameter.grad.zero_()  # set, not accumulated, like the other gradients
         embedded.backward(gradient)
@@ -126,8 +134,8 @@ def _set_grad(parameter, grad):
         parameter.grad = grad
 
 
-def _affine(linear, X, ensemble, scale):
-    """The layer's output for inputs ``scale * X``, the bias added inside the product."""
+def _affine(weight, bias, X, ensemble, scale):
+    """A layer's output for inputs ``scale * X``, the bias added inside the product."""
     if ensemble:
-        return torch.baddbmm(linear.bias, X, linear.weight, alpha=scale)
-    return torch.addmm(linear.bias, X, linear.weight.t(), alpha=scale)
+        return torch.baddbmm(bias, X, weight, alpha=scale)
+    return torch.addmm(bias, X, weight.t(), alpha=scale)

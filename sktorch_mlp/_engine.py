@@ -23,7 +23,7 @@ from ._backprop import mse_backprop
 from ._batches import TensorBatches
 from ._faults import TrainingGuard
 from ._module import MLP
-from ._optim import adamw_step
+from ._optim import AdamWSteps, adamw_step
 from ._progress import progress_callbacks
 
 # Prediction and validation keep no activations for a backward pass, so batches can be large.
@@ -138,7 +138,11 @@ class MLPNet(NeuralNetRegressor):
         y_true, weight = self.criterion_.split_target(y)
         # Sets every gradient, so zeroing them first would be wasted work.
         loss, y_pred = mse_backprop(self.module_, X, y_true, weight)
-        adamw_step(self.optimizer_)
+        epoch_steps = getattr(self, "_epoch_optimizer_steps", None)
+        if epoch_steps is None:
+            adamw_step(self.optimizer_)
+        else:
+            epoch_steps()
         return {"loss": loss, "y_pred": y_pred}
 
     def _autograd_train_step(self, X, y):
@@ -197,27 +201,35 @@ class MLPNet(NeuralNetRegressor):
         weight_sum = None  # only weighted targets need it; otherwise it is n_samples
         n_samples = n_batches = 0
         notify_batches = self._callbacks_listen_to_batches()
-        for batch in iterator:
-            if notify_batches:
-                self.notify("on_batch_begin", batch=batch, training=training)
-            step = step_fn(batch, **fit_params)
-            y_true, weight = self.criterion_.split_target(batch[1])
-            y_pred = step["y_pred"].detach()
-            if y_pred.dim() == 3:  # an ensemble's members: score their average
-                y_pred = y_pred.mean(dim=0)
-            error = y_pred - y_true
-            weighted_error = error
-            if weight is not None:
-                weighted_error = error * weight
-                weight_sum = weight.sum() if weight_sum is None else weight_sum + weight.sum()
-            if error_products is None:
-                error_products = weighted_error.T @ error
-            else:
-                error_products.addmm_(weighted_error.T, error)
-            n_samples += len(y_true)
-            n_batches += 1
-            if notify_batches:
-                self.notify("on_batch_end", batch=batch, training=training, **step)
+        # When no callback sees the batches, nothing but the training step touches the
+        # optimizer during the epoch, so whether its direct step applies is checked once.
+        if training and not notify_batches:
+            self._epoch_optimizer_steps = AdamWSteps(self.optimizer_)
+        split_target = self.criterion_.split_target
+        try:
+            for batch in iterator:
+                if notify_batches:
+                    self.notify("on_batch_begin", batch=batch, training=training)
+                step = step_fn(batch, **fit_params)
+                y_true, weight = split_target(batch[1])
+                y_pred = step["y_pred"].detach()
+                if y_pred.dim() == 3:  # an ensemble's members: score their average
+                    y_pred = y_pred.mean(dim=0)
+                error = y_pred - y_true
+                weighted_error = error
+                if weight is not None:
+                    weighted_error = error * weight
+                    weight_sum = weight.sum() if weight_sum is None else weight_sum + weight.sum()
+                if error_products is None:
+                    error_products = weighted_error.T @ error
+                else:
+                    error_products.addmm_(weighted_error.T, error)
+                n_samples += y_true.shape[0]
+                n_batches += 1
+                if notify_batches:
+                    self.notify("on_batch_end", batch=batch, training=training, **step)
+        finally:
+            self._epoch_optimizer_steps = None
 
         per_output = torch.diagonal(error_products).double().cpu().numpy()
         total_weight = n_samples if weight_sum is None else weight_sum.item()

@@ -249,7 +249,51 @@ class MLP(nn.Module):
             width_in = width
         self.hidden = nn.Sequential(*layers)
         self.output = linear(width_in, n_outputs)
+        self._layers = None  # see layers()
         self.reset_parameters()
+
+    def layers(self):
+        """The network's layers as plain tuples, for a training step written out by hand.
+
+        Reading parameters through ``nn.Module`` attributes costs a Python lookup each;
+        a training step reads a dozen of them. The tuples are built once and kept until
+        the mode is next set (``train()`` or ``eval()``, at every epoch), so a changed
+        dropout rate takes effect from the next epoch on.
+
+        Returns
+        -------
+        hidden : tuple of (weight, bias, scale, dropout)
+            One per hidden layer: its weight and bias parameters, the factor its
+            input is scaled by (the keep scale of the dropout before it, or 1), and
+            its own ``Dropout`` layer, or None when it drops nothing.
+        output : tuple of (weight, bias, scale)
+            The output layer's, likewise.
+        embedding : nn.Module or None
+            The input embedding; None when inputs enter as they are.
+        """
+        if self._layers is None:
+            blocks = tuple(self.hidden)  # Linear, ReLU, Dropout, Linear, ReLU, Dropout, ...
+            hidden, scale = [], 1.0
+            for linear, dropout in zip(blocks[0::3], blocks[2::3], strict=True):
+                hidden.append((linear.weight, linear.bias, scale, dropout if dropout.p else None))
+                scale = dropout.scale
+            output = (self.output.weight, self.output.bias, scale)
+            embedding = None if isinstance(self.embedding, nn.Identity) else self.embedding
+            self._layers = (tuple(hidden), output, embedding)
+        return self._layers
+
+    def train(self, mode=True):
+        self._layers = None
+        return super().train(mode)
+
+    def __getstate__(self):
+        # The tuples refer to this module's parameters; a copy builds its own.
+        state = super().__getstate__()
+        state["_layers"] = None
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__({"_layers": None, **state})
 
     @torch.no_grad()
     def reset_parameters(self):

@@ -39,34 +39,52 @@ def adamw_step(optimizer):
     Parameters
     ----------
     optimizer : torch.optim.Optimizer
+
+    Returns
+    -------
+    FlatLayout or None
+        The layout the direct step updated; None when ``optimizer.step()`` ran.
     """
     if not _direct_step_possible(optimizer):
         optimizer.step()
-        return
-    group = optimizer.param_groups[0]
+        return None
     layout = _layouts.get(optimizer)
     if layout is None or not layout.holds(optimizer):
         if not FlatLayout.possible(optimizer):
             optimizer.step()
-            return
+            return None
         layout = _layouts[optimizer] = FlatLayout(optimizer)
-    layout.steps.add_(1)  # every parameter's step count, which the bias correction uses
-    beta1, beta2 = group["betas"]
-    torch._fused_adamw_(
-        [layout.params],
-        [layout.grads],
-        [layout.exp_avgs],
-        [layout.exp_avg_sqs],
-        [],
-        [layout.step],
-        amsgrad=False,
-        lr=group["lr"],
-        beta1=beta1,
-        beta2=beta2,
-        weight_decay=group["weight_decay"],
-        eps=group["eps"],
-        maximize=False,
-    )
+    layout.step(optimizer.param_groups[0])
+    return layout
+
+
+class AdamWSteps:
+    """The steps of one optimizer over a run of training steps, checked once.
+
+    :func:`adamw_step` checks before every step that the direct path still applies:
+    no hooks, the same tensors in the flat layout. Within an epoch whose batches no
+    callback sees, nothing but the training step itself touches the optimizer; so once
+    a direct step has been taken, the following ones check only that the gradients are
+    still the layout's (a backward pass may have replaced them rather than written into
+    them). The learning rate and the other options are read from the parameter group
+    at every step, as ``optimizer.step()`` does.
+
+    Parameters
+    ----------
+    optimizer : torch.optim.Optimizer
+    """
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        self._layout = None
+
+    def __call__(self):
+        """Update the parameters with their gradients, as ``optimizer.step()`` does."""
+        layout = self._layout
+        if layout is not None and layout.holds_gradients():
+            layout.step(self.optimizer.param_groups[0])
+        else:
+            self._layout = adamw_step(self.optimizer)
 
 
 def _direct_step_possible(optimizer):
@@ -151,7 +169,7 @@ class FlatLayout:
             self.exp_avgs = torch.cat([state["exp_avg"].reshape(-1) for state in states])
             self.exp_avg_sqs = torch.cat([state["exp_avg_sq"].reshape(-1) for state in states])
             self.steps = torch.stack([state["step"] for state in states])
-        self.step = self.steps[0]  # all equal; the kernel reads one for the single buffer
+        self.step_count = self.steps[0]  # all equal; the kernel reads one for the single buffer
         self._views, start = [], 0
         for index, (param, state) in enumerate(zip(params, states, strict=True)):
             stop = start + param.numel()
@@ -163,6 +181,27 @@ class FlatLayout:
             views = (param.grad, state["exp_avg"], state["exp_avg_sq"], state["step"])
             self._views.append((param, param.data_ptr(), views))
             start = stop
+        self._gradients = tuple((param, param.grad) for param in params)
+
+    def step(self, group):
+        """One AdamW update of every parameter, with the options of ``group``."""
+        self.steps.add_(1)  # every parameter's step count, which the bias correction uses
+        beta1, beta2 = group["betas"]
+        torch._fused_adamw_(
+            [self.params],
+            [self.grads],
+            [self.exp_avgs],
+            [self.exp_avg_sqs],
+            [],
+            [self.step_count],
+            amsgrad=False,
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            maximize=False,
+        )
 
     @staticmethod
     def possible(optimizer):
@@ -177,6 +216,13 @@ class FlatLayout:
             return False
         steps = torch.stack([optimizer.state[param]["step"].float() for param in params])
         return bool((steps == steps[0]).all())
+
+    def holds_gradients(self):
+        """Whether every parameter's gradient is still its view in this layout."""
+        for param, grad in self._gradients:
+            if param.grad is not grad:
+                return False
+        return True
 
     def holds(self, optimizer):
         """Whether every tensor of ``optimizer``'s update is still a view in this layout."""

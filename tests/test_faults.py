@@ -1,8 +1,8 @@
 """Faults during training and prediction, injected: what the user sees, and the model after.
 
 Faults are injected through a skorch callback added to the net that ``fit`` builds, or
-in the network's computation: its input embedding, which training and prediction both
-call first, or the forward pass of either.
+in the network's computation: the training step, as it reads the network's layers, or
+the forward pass of training or prediction.
 """
 
 import pickle
@@ -67,14 +67,14 @@ def inject(monkeypatch, callback, first=False):
 
 
 def interrupt_next_training_batch(net):
-    """Make the next training batch raise KeyboardInterrupt inside the network, as Ctrl-C would."""
+    """Make the next training batch raise KeyboardInterrupt inside its step, as Ctrl-C would."""
+    module = net.module_
 
-    def hook(module, args):
-        if module.training:
-            handle.remove()
-            raise KeyboardInterrupt
+    def interrupted_layers():
+        del module.layers  # the method again, for later batches
+        raise KeyboardInterrupt
 
-    handle = net.module_.embedding.register_forward_pre_hook(hook)
+    module.layers = interrupted_layers  # what the training step reads the network from
 
 
 def poison_weights(net, value=np.nan):

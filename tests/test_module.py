@@ -1,5 +1,8 @@
 """The PyTorch module: architecture, initialization and dropout."""
 
+import copy
+import pickle
+
 import pytest
 import torch
 
@@ -116,3 +119,19 @@ def test_ensemble_members_start_from_kaiming_weights_and_zero_biases():
     weight = module.hidden[0].weight
     assert weight.std().item() == pytest.approx((2 / 300) ** 0.5, rel=0.02)
     assert torch.count_nonzero(module.hidden[0].bias) == 0
+
+
+def test_layers_for_the_training_step_follow_the_mode_and_copies():
+    module = MLP(n_features=3, n_outputs=1, hidden_layer_sizes=(8, 4), dropout=0.2).train()
+    hidden, output, embedding = module.layers()
+    assert [layer[0] for layer in hidden] == [module.hidden[0].weight, module.hidden[3].weight]
+    assert [layer[2] for layer in hidden] == [1.0, module.hidden[2].scale]  # input scales
+    assert output[2] == module.hidden[5].scale and embedding is None
+    assert module.layers() is module.layers()
+    # A new dropout rate takes effect when the mode is next set, as at every epoch.
+    module.hidden[5].p = 0.0
+    module.train()
+    assert module.layers()[0][1][3] is None and module.layers()[1][2] == 1.0
+    # A copy refers to its own parameters.
+    for duplicate in (copy.deepcopy(module), pickle.loads(pickle.dumps(module))):
+        assert duplicate.layers()[1][0] is duplicate.output.weight
