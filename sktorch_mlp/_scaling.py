@@ -113,8 +113,15 @@ class QuantileNormalizer:
         """
         in_place = not copy and values.dtype == dtype and values.flags.c_contiguous
         out = values if in_place and values.flags.writeable else np.empty(values.shape, dtype)
+        largest = float(np.finfo(np.float32).max)
         for rows in _chunks(values):
-            out[rows] = self.transformer_.transform(values[rows].astype(np.float32, copy=False))
+            chunk = values[rows]
+            if chunk.dtype != np.float32:
+                # Beyond float32's range a value would round to inf, which the transformation
+                # refuses; clipped, it maps to the end of the training range, as any value
+                # beyond the training data does.
+                chunk = np.clip(chunk, -largest, largest).astype(np.float32)
+            out[rows] = self.transformer_.transform(chunk)
         return out
 
 

@@ -277,6 +277,19 @@ def test_bad_predict_input_raises_and_keeps_the_fitted_model(fitted, call, error
     np.testing.assert_array_equal(model.predict(X), expected)
 
 
+def test_predict_beyond_float32_range_is_bounded_and_silent(fitted):
+    # With the quantile input transform (the default) any finite input maps into the training
+    # range: a value float32 cannot hold predicts like the largest one it can, without a warning.
+    model, _ = fitted
+    largest_float32 = float(np.finfo(np.float32).max)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        beyond = model.predict(with_value(X[:2], 1e300))
+        at_limit = model.predict(with_value(X[:2], largest_float32))
+    np.testing.assert_array_equal(beyond, at_limit)
+    assert np.isfinite(beyond).all()
+
+
 def test_predict_before_fit_raises_not_fitted_error():
     with pytest.raises(NotFittedError, match="not fitted yet.*Call 'fit'"):
         tiny_model().predict(X)
