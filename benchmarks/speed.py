@@ -277,23 +277,52 @@ def run_scaling(sizes, epochs):
     return rows
 
 
+def cpu_model():
+    """The processor's name as Linux reports it, or the platform's word for it elsewhere."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def command_line(args):
+    """The command that reproduces this run: the script and the options it was given."""
+    parts = ["python benchmarks/speed.py", f"--epochs {args.epochs}", f"--repeats {args.repeats}"]
+    defaults = {"batch_size": 128, "scaling_sizes": "10000,100000,1000000", "scaling_epochs": 1}
+    for name, default in defaults.items():
+        value = getattr(args, name)
+        if value != default:
+            shown = value if value != "" else '""'  # an empty list of sizes, as typed
+            parts.append(f"--{name.replace('_', '-')} {shown}")
+    if DEVICE != "cpu":
+        parts.append(f"--device {DEVICE}")
+    if not args.options:
+        parts.append("--no-options")
+    return " ".join(parts)
+
+
 def report(X, per_epoch, options, gflops, scaling, args):
     n_samples, n_features = X.shape
     floor = flops_per_epoch(n_samples, n_features) / (gflops * 1e9)
     ours = per_epoch["TorchMLPRegressor"]
+    cpu = f"{cpu_model()} ({torch.backends.cpu.get_cpu_capability()})"
     if DEVICE == "cpu":
-        where = f"{os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, no GPU used"
+        where = (
+            f"{os.cpu_count()} CPU cores, {cpu}, torch threads {torch.get_num_threads()}, "
+            "no GPU used"
+        )
     else:
-        where = f"GPU {torch.cuda.get_device_name(DEVICE)}, {os.cpu_count()} CPU cores"
-    command = f"python benchmarks/speed.py --epochs {args.epochs} --repeats {args.repeats}"
-    if DEVICE != "cpu":
-        command += f" --device {DEVICE}"
+        where = f"GPU {torch.cuda.get_device_name(DEVICE)}, {os.cpu_count()} CPU cores, {cpu}"
     lines = [
         f"Machine: {platform.machine()}, {where} (device='{DEVICE}').",
         f"Versions: Python {platform.python_version()}, torch {torch.__version__}, "
         f"skorch {skorch.__version__}, scikit-learn {sklearn.__version__}, "
         f"numpy {np.__version__}, sktorch_mlp {sktorch_mlp_version}.",
-        f"Command: `{command}`",
+        f"Command: `{command_line(args)}`",
         "",
         f"### Training, California housing {n_samples:,} x {n_features} float32, "
         f"MLP {HIDDEN}, batch {args.batch_size}",
