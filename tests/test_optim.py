@@ -144,48 +144,36 @@ def test_parameters_at_different_steps_fall_back_to_optimizer_step():
     assert_same_training(actual, expected)
 
 
-def epoch_of_steps(optimizer):
-    """One ``AdamWSteps`` per run of steps, as the engine makes one per epoch."""
-    steps = _optim.AdamWSteps(optimizer)
-    return lambda _: steps()
+def epoch_steps():
+    """A step function running each optimizer's steps through one ``AdamWSteps``, as in an epoch."""
+    runs = {}
+
+    def step(optimizer):
+        if optimizer not in runs:
+            runs[optimizer] = _optim.AdamWSteps(optimizer)
+        runs[optimizer]()
+
+    return step
+
+
+def decay_learning_rate(index, params, optimizer):
+    optimizer.param_groups[0]["lr"] = 0.01 / (index + 2)  # as a scheduler would, between steps
 
 
 def test_steps_checked_once_per_epoch_update_exactly_like_optimizer_step(monkeypatch):
     checks = []
     original = _optim.adamw_step
     monkeypatch.setattr(_optim, "adamw_step", lambda opt: checks.append(1) or original(opt))
-    params = make_params()
-    optimizer = torch.optim.AdamW(params, lr=0.01, weight_decay=0.3, fused=True)
-    step = epoch_of_steps(optimizer)
-    reference_params = make_params()
-    reference = torch.optim.AdamW(reference_params, lr=0.01, weight_decay=0.3, fused=True)
-    for index in range(6):
-        for tensors in (params, reference_params):
-            generator = torch.Generator().manual_seed(index)
-            for param in tensors:
-                gradient = torch.randn(param.shape, generator=generator)
-                if param.grad is None:
-                    param.grad = gradient
-                else:
-                    param.grad.copy_(gradient)
-        for group in (optimizer.param_groups[0], reference.param_groups[0]):
-            group["lr"] = 0.01 / (index + 1)  # read at every step, as a scheduler would set it
-        step(None)
-        reference.step()
+    actual = train_writing_gradients_in_place(epoch_steps(), between_steps=decay_learning_rate)
     # The first step creates the state, the second builds the layout; then no checks.
     assert len(checks) == 2
-    assert_same_training((params, optimizer), (reference_params, reference))
+    monkeypatch.undo()
+    expected = train_writing_gradients_in_place(
+        torch.optim.AdamW.step, between_steps=decay_learning_rate
+    )
+    assert_same_training(actual, expected)
 
 
 def test_steps_of_an_epoch_notice_gradients_replaced_instead_of_written_into():
     # A backward pass through autograd after zero_grad(set_to_none=True) makes new tensors.
-    def fit(step_maker):
-        params = make_params()
-        optimizer = torch.optim.AdamW(params, lr=0.01, weight_decay=0.3, fused=True)
-        step = step_maker(optimizer)
-        for index in range(6):
-            set_gradients(params, index)
-            step(optimizer)
-        return params, optimizer
-
-    assert_same_training(fit(epoch_of_steps), fit(lambda _: torch.optim.AdamW.step))
+    assert_same_training(train(epoch_steps()), train(torch.optim.AdamW.step))
