@@ -93,8 +93,11 @@ class MLPNet(NeuralNetRegressor):
       ``valid_rmse``. The history holds one batch entry per epoch and phase.
     - A training step computes the gradients with the hand-written backward pass of
       :func:`~sktorch_mlp._backprop.mse_backprop`, which sets them (no zeroing), and
-      updates the weights with :func:`~sktorch_mlp._optim.adamw_step`. With
-      ``mixed_precision`` or ``compile_mode`` it goes through autograd instead.
+      updates the weights with AdamW's fused kernel, called directly
+      (:func:`~sktorch_mlp._optim.adamw_step`); in an epoch whose batches no callback
+      sees, whether that direct call applies is checked once
+      (:class:`~sktorch_mlp._optim.AdamWSteps`). With ``mixed_precision`` or
+      ``compile_mode`` it goes through autograd instead.
     - Batch notifications are sent only when a callback acts on them.
     - float64 inputs run through the float32-trained weights in float64. Predictions
       are then independent of how rows are batched (float32 matrix products round

@@ -12,6 +12,10 @@ The kernel still works tensor by tensor, and an MLP has two small tensors per la
 So the direct step also lays the parameters, their gradients and AdamW's two moments
 out as slices of one buffer each (:class:`FlatLayout`): every parameter stays its own
 tensor, a view of its slice, and the whole update is one kernel on four buffers.
+
+Checking that the direct step applies is itself Python work per step; within one
+epoch of the engine nothing else touches the optimizer, and :class:`AdamWSteps`
+makes those checks once.
 """
 
 import functools
