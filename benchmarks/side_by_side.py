@@ -1,0 +1,105 @@
+"""Training speed of this checkout against the package at other git revisions, in one process.
+
+Each revision's ``sktorch_mlp`` folder is extracted with ``git archive`` into a temporary
+folder, under another package name (the package imports itself relatively), and imported
+beside this checkout's. Every network is then fitted with each version in turn, the order
+alternating from one repeat to the next, so that the machine's slow spells hit every version
+alike; the times are the epochs after the first, from ``history_[:, "dur"]``.
+
+Run: ``python benchmarks/side_by_side.py 143f4be 0cbade3 --repeats 10`` (about 3 minutes on a
+2-core CPU).
+"""
+
+import argparse
+import importlib
+import io
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from speed import PLAIN_ARCHITECTURE, california_training_split
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+NETWORKS = {
+    "(256, 256), dropout 0.1": dict(
+        hidden_layer_sizes=(256, 256), dropout=0.1, batch_size=128, lr=1e-3, **PLAIN_ARCHITECTURE
+    ),
+    "(256, 256), dropout 0": dict(
+        hidden_layer_sizes=(256, 256), dropout=0.0, batch_size=128, lr=1e-3, **PLAIN_ARCHITECTURE
+    ),
+    "default model": dict(early_stopping=False),
+}
+
+
+def import_revision(revision, folder):
+    """Import the package as it is at ``revision``, as ``sktorch_at_<commit>``."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", revision],
+        cwd=REPOSITORY,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    archive = subprocess.run(
+        ["git", "archive", commit, "sktorch_mlp"], cwd=REPOSITORY, check=True, capture_output=True
+    ).stdout
+    target = Path(folder) / commit
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
+    name = f"sktorch_at_{commit}"
+    (target / "sktorch_mlp").rename(target / name)
+    sys.path.insert(0, str(target))
+    return commit, importlib.import_module(name).TorchMLPRegressor
+
+
+def later_epochs(estimator_class, params, X, y, epochs):
+    model = estimator_class(max_epochs=epochs, random_state=0, device="cpu", **params).fit(X, y)
+    return list(model.history_[1:, "dur"])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("revisions", nargs="+", help="git revisions to compare with the checkout")
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=4)
+    args = parser.parse_args()
+
+    from sktorch_mlp import TorchMLPRegressor
+
+    X, y = california_training_split()
+    with tempfile.TemporaryDirectory() as folder:
+        versions = dict(import_revision(revision, folder) for revision in args.revisions)
+        versions["checkout"] = TorchMLPRegressor
+        times = {(network, name): [] for network in NETWORKS for name in versions}
+        for repeat in range(args.repeats):
+            order = list(versions.items())
+            for network, params in NETWORKS.items():
+                for name, estimator_class in order if repeat % 2 == 0 else order[::-1]:
+                    times[network, name] += later_epochs(estimator_class, params, X, y, args.epochs)
+
+    names = list(versions)
+    print(
+        f"California housing training split, {args.epochs} epochs per fit, {args.repeats} fits "
+        f"per version, torch threads {torch.get_num_threads()}; ms per epoch after the first, "
+        "fastest (median)."
+    )
+    print()
+    print(f"| network | {' | '.join(names)} | speed-up of the checkout over {names[0]} |")
+    print(f"|---|{'---:|' * len(names)}---:|")
+    for network in NETWORKS:
+        cells = []
+        for name in names:
+            values = np.array(times[network, name]) * 1e3
+            cells.append(f"{values.min():.0f} ({np.median(values):.0f})")
+        first = min(times[network, names[0]])
+        speed_up = first / min(times[network, "checkout"])
+        print(f"| {network} | {' | '.join(cells)} | {speed_up:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
