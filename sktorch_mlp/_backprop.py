@@ -68,7 +68,8 @@ def mse_backprop(module, X, y, weight=None):
             if dropout is not None:
                 hidden.mul_(dropout.mask(hidden.shape, hidden.device))
         layer_inputs.append(hidden)
-        y_pred = _affine(*output_layer[:2], hidden, ensemble, output_layer[2])
+        output_weight, output_bias, output_scale = output_layer
+        y_pred = _affine(output_weight, output_bias, hidden, ensemble, output_scale)
 
         error = y_pred - y
         weighted_error = error if weight is None else error * weight

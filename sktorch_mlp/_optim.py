@@ -185,7 +185,6 @@ class FlatLayout:
             views = (param.grad, state["exp_avg"], state["exp_avg_sq"], state["step"])
             self._views.append((param, param.data_ptr(), views))
             start = stop
-        self._gradients = tuple((param, param.grad) for param in params)
 
     def step(self, group):
         """One AdamW update of every parameter, with the options of ``group``."""
@@ -223,7 +222,7 @@ class FlatLayout:
 
     def holds_gradients(self):
         """Whether every parameter's gradient is still its view in this layout."""
-        for param, grad in self._gradients:
+        for param, _, (grad, *_) in self._views:
             if param.grad is not grad:
                 return False
         return True

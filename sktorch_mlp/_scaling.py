@@ -117,10 +117,12 @@ class QuantileNormalizer:
         for rows in _chunks(values):
             chunk = values[rows]
             if chunk.dtype != np.float32:
-                # Beyond float32's range a value would round to inf, which the transformation
-                # refuses; clipped, it maps to the end of the training range, as any value
-                # beyond the training data does.
-                chunk = np.clip(chunk, -largest, largest).astype(np.float32)
+                # Beyond float32's range a value rounds to inf, which the transformation
+                # refuses; clipped back to the largest float32, it maps to the end of the
+                # training range, as any value beyond the training data does.
+                with np.errstate(over="ignore"):
+                    chunk = chunk.astype(np.float32)
+                np.clip(chunk, -largest, largest, out=chunk)
             out[rows] = self.transformer_.transform(chunk)
         return out
 
