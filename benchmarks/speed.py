@@ -20,7 +20,9 @@ Run from the repository root::
 
     python benchmarks/speed.py --markdown speed.md
 
-The results of a run are recorded in docs/benchmarks.md.
+The results of a run are recorded in docs/benchmarks.md. ``--rows``, ``--no-compile`` and small
+``--epochs``/``--repeats``/``--scaling-sizes`` make a quick run that checks the script itself, as
+``bash benchmarks/gpu_check.sh --dry-run`` does.
 """
 
 import argparse
@@ -61,11 +63,12 @@ PLAIN_ARCHITECTURE = dict(
 )
 
 
-def california_training_split():
+def california_training_split(n_rows=None):
+    """The preprocessed training split, or its first ``n_rows`` rows (for a quick run)."""
     X, y = load_california_housing(return_X_y=True)
     X_train, _, y_train, _ = train_test_split(X, y, test_size=0.2, random_state=0)
     X_train = make_tabular_preprocessor().fit_transform(X_train).astype(np.float32)
-    return X_train, y_train.to_numpy(dtype=np.float32)
+    return X_train[:n_rows], y_train.to_numpy(dtype=np.float32)[:n_rows]
 
 
 def fit_sktorch_mlp(X, y, epochs, batch_size, **params):
@@ -206,11 +209,13 @@ TRAINING_OPTIONS = {
 CUDA_ONLY_OPTIONS = {"compile='reduce-overhead' (CUDA graphs)": {"compile": "reduce-overhead"}}
 
 
-def compare_options(X, y, epochs, batch_size, repeats):
+def compare_options(X, y, epochs, batch_size, repeats, compile=True):
     """Per-epoch time of the opt-in training options, the first epoch (compilation) apart."""
     options = dict(TRAINING_OPTIONS)
     if DEVICE != "cpu":
         options.update(CUDA_ONLY_OPTIONS)
+    if not compile:
+        options = {name: params for name, params in options.items() if "compile" not in params}
     options["default parameters (periodic embedding, 4 networks; not the same network)"] = {
         "embedding": "periodic",
         "ensemble_size": 4,
@@ -292,7 +297,12 @@ def cpu_model():
 def command_line(args):
     """The command that reproduces this run: the script and the options it was given."""
     parts = ["python benchmarks/speed.py", f"--epochs {args.epochs}", f"--repeats {args.repeats}"]
-    defaults = {"batch_size": 128, "scaling_sizes": "10000,100000,1000000", "scaling_epochs": 1}
+    defaults = {
+        "batch_size": 128,
+        "scaling_sizes": "10000,100000,1000000",
+        "scaling_epochs": 1,
+        "rows": None,
+    }
     for name, default in defaults.items():
         value = getattr(args, name)
         if value != default:
@@ -302,6 +312,8 @@ def command_line(args):
         parts.append(f"--device {DEVICE}")
     if not args.options:
         parts.append("--no-options")
+    elif not args.compile:
+        parts.append("--no-compile")
     return " ".join(parts)
 
 
@@ -405,6 +417,15 @@ def main():
     parser.add_argument(
         "--no-options", dest="options", action="store_false", help="skip the training options"
     )
+    parser.add_argument(
+        "--no-compile",
+        dest="compile",
+        action="store_false",
+        help="skip the compiled options (compiling takes tens of seconds)",
+    )
+    parser.add_argument(
+        "--rows", type=int, help="train on the first ROWS rows of the split only (a quick run)"
+    )
     parser.add_argument("--scaling-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     global DEVICE
@@ -415,14 +436,16 @@ def main():
         scaling_child(args.scaling_child, args.epochs)
         return
 
-    X, y = california_training_split()
+    X, y = california_training_split(args.rows)
     gflops = matmul_gflops()
     per_epoch = compare_trainers(X, y, args.epochs, args.batch_size, args.repeats)
     sizes = [int(n) for n in args.scaling_sizes.split(",") if n]
     scaling = run_scaling(sizes, args.scaling_epochs)
     options = {}
     if args.options:
-        options = compare_options(X, y, max(args.epochs, 3), args.batch_size, args.repeats)
+        options = compare_options(
+            X, y, max(args.epochs, 3), args.batch_size, args.repeats, compile=args.compile
+        )
     text = report(X, per_epoch, options, gflops, scaling, args)
     print(text)
     if args.markdown:

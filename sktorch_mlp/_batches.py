@@ -89,4 +89,18 @@ class TensorBatches:
         # A no-op copy when the data fits on the device; otherwise an async host-to-device copy.
         if tensor is None:
             return None
-        return tensor[rows].to(self.device, non_blocking=True)
+        return select_rows(tensor, rows).to(self.device, non_blocking=True)
+
+
+def select_rows(tensor, rows):
+    """``tensor[rows]``, in pinned memory when ``tensor`` is pinned.
+
+    A slice of pinned memory is pinned, but gathering rows by index writes them to
+    ordinary (pageable) memory, from which a "non-blocking" copy to the GPU makes the
+    host wait for the GPU's queue to drain. The gathered rows are pinned again, from
+    torch's caching host allocator, which reuses a block only once its copy is done.
+    """
+    selected = tensor[rows]
+    if isinstance(rows, torch.Tensor) and tensor.is_pinned():
+        selected = selected.pin_memory()
+    return selected

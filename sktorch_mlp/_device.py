@@ -1,4 +1,4 @@
-"""Which torch device a model trains on: parsing and checking the ``device`` parameter."""
+"""Which torch device a model trains on (the ``device`` parameter), and where a saved one loads."""
 
 import re
 
@@ -56,3 +56,27 @@ def resolve_device(device):
             f"(cuda:0 to cuda:{n_gpus - 1}). Use one of those, 'auto' or 'cpu'."
         )
     return f"cuda:{index}"
+
+
+def device_for_loading(device):
+    """Where a model saved on ``device`` is rebuilt on this machine.
+
+    A fitted model runs wherever it is loaded: on the same GPU when this machine
+    has it, on its first GPU when it has fewer (a model trained on "cuda:1" of a
+    larger machine), and on the CPU when it has none.
+
+    Parameters
+    ----------
+    device : str
+        The device the model was trained on, such as "cpu" or "cuda:1".
+
+    Returns
+    -------
+    str
+        "cpu" or "cuda:N", a device this machine has.
+    """
+    device = str(device)
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        return "cpu"
+    index = int(device.partition(":")[2] or 0)
+    return f"cuda:{index if index < torch.cuda.device_count() else 0}"

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from skorch.history import History
 
-from ._device import resolve_device
+from ._device import device_for_loading
 from ._engine import build_net
 from ._seeding import seeded_torch_rng
 
@@ -66,17 +66,15 @@ def restore_net(state, config, device):
         The keyword arguments ``build_net`` received in ``fit``, without
         ``device``, ``verbose`` and ``validation_data``.
     device : str
-        The device the model was trained on. A CUDA device is used when this
-        machine has one, else the CPU.
+        The device the model was trained on; the net is rebuilt on
+        :func:`~sktorch_mlp._device.device_for_loading`'s choice for it.
 
     Returns
     -------
     MLPNet
         An initialized net holding the saved weights, optimizer state and history.
     """
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        device = "cpu"
-    device = resolve_device(device)
+    device = device_for_loading(device)
     net = build_net(**config, device=device, verbose=0)
     # Initializing draws random weights, replaced just below; the caller's random stream stays.
     with seeded_torch_rng(0, device):

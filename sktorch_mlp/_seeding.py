@@ -23,7 +23,8 @@ def seeded_torch_rng(seed, device):
     """
     device = torch.device(device)
     cuda_devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda_devices):
+    # device_type named: torch otherwise forks the generators of whichever accelerator it finds.
+    with torch.random.fork_rng(devices=cuda_devices, device_type="cuda"):
         torch.default_generator.manual_seed(seed)
         for index in cuda_devices:
             with torch.cuda.device(index):

@@ -2,9 +2,20 @@
 
 import numpy as np
 import pytest
+import torch
 from sklearn.datasets import make_regression
 
 from sktorch_mlp.datasets import load_california_housing
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip the tests marked ``cuda`` on machines without a CUDA GPU."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

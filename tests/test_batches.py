@@ -5,7 +5,7 @@ import pytest
 import torch
 from skorch.dataset import Dataset
 
-from sktorch_mlp._batches import TensorBatches, as_tensor, place_on_device
+from sktorch_mlp._batches import TensorBatches, as_tensor, place_on_device, select_rows
 
 
 def make_dataset(n_samples=10, with_target=True):
@@ -87,12 +87,63 @@ def test_data_that_does_not_fit_on_the_device_stays_on_the_host():
     assert place_on_device(data, "cuda:0") is data
 
 
+def test_data_that_does_not_fit_on_a_gpu_is_pinned(monkeypatch):
+    class Pinnable(_TooLargeForTheDevice):
+        def pin_memory(self):
+            return "pinned copy"
+
+    emptied = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
+    assert place_on_device(Pinnable(), "cuda:0") == "pinned copy"
+    assert emptied == [True]  # what the failed copy left cached is given back first
+
+
+def fake_pinning(monkeypatch, *pinned):
+    """Make ``is_pinned`` true for the given tensors and for what ``pin_memory`` returns."""
+    pinned = list(pinned)
+    pin_calls = []
+
+    def pin_memory(tensor):
+        copy = tensor.clone()
+        pinned.append(copy)
+        pin_calls.append(len(copy))
+        return copy
+
+    monkeypatch.setattr(torch.Tensor, "is_pinned", lambda t: any(t is p for p in pinned))
+    monkeypatch.setattr(torch.Tensor, "pin_memory", pin_memory)
+    return pin_calls
+
+
+def test_rows_gathered_from_pinned_memory_are_pinned_again(monkeypatch):
+    host = torch.arange(20.0).reshape(10, 2)
+    pin_calls = fake_pinning(monkeypatch, host)
+    rows = torch.tensor([7, 2, 5])
+    gathered = select_rows(host, rows)
+    assert torch.equal(gathered, host[rows]) and gathered.is_pinned()
+    assert select_rows(host, slice(2, 6)).data_ptr() == host[2].data_ptr()  # a view stays pinned
+    assert pin_calls == [3]
+    assert not select_rows(torch.arange(4.0), torch.tensor([1])).is_pinned()  # pageable stays so
+
+
+def test_shuffled_batches_from_pinned_host_memory_are_copied_from_pinned_chunks(monkeypatch):
+    batches = TensorBatches(make_dataset(10), batch_size=4, shuffle=True)
+    # Where the data set did not fit on the GPU: host-resident, pinned, and copied per chunk.
+    pin_calls = fake_pinning(monkeypatch, batches.X, batches.y)
+    monkeypatch.setattr("sktorch_mlp._batches.CHUNK_ELEMENTS", 8)  # chunks of 4 rows
+    epoch = list(batches)
+    assert pin_calls == [4, 4, 4, 4, 2, 2]  # X and y of each chunk
+    assert sorted(torch.cat([X for X, _ in epoch])[:, 0].tolist()) == list(range(0, 20, 2))
+    for X, y in epoch:
+        assert torch.equal(y, X[:, :1] * 10)
+
+
 def test_data_already_on_the_device_is_not_copied():
     tensor = torch.ones(2)
     assert place_on_device(tensor, "cpu") is tensor
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda
 def test_host_resident_batches_are_copied_to_the_device():
     batches = TensorBatches(make_dataset(6), batch_size=4, device="cuda")
     batches.X, batches.y = batches.X.cpu().pin_memory(), batches.y.cpu().pin_memory()

@@ -16,7 +16,7 @@ from sklearn.exceptions import InconsistentVersionWarning as SklearnInconsistent
 from skorch.callbacks import Callback
 
 import sktorch_mlp
-from sktorch_mlp import TorchMLPRegressor, _engine, _regressor
+from sktorch_mlp import TorchMLPRegressor, _engine, _faults, _regressor
 from sktorch_mlp._faults import InconsistentVersionWarning
 from sktorch_mlp._module import MLP
 
@@ -295,6 +295,20 @@ def test_cached_memory_is_released_after_fit_and_predict(monkeypatch):
     model = tiny_model().fit(X, y)
     model.predict(X)
     assert released == [model.device_, model.device_]
+
+
+@pytest.mark.parametrize(
+    "device, initialized, released",
+    [("cuda:0", True, True), ("cuda:0", False, False), ("cpu", True, False)],
+)
+def test_cached_gpu_memory_is_given_back_only_where_there_is_some(
+    monkeypatch, device, initialized, released
+):
+    emptied = []
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: initialized)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
+    _faults.release_cached_memory(device)
+    assert emptied == ([True] if released else [])
 
 
 # Persistence

@@ -1,25 +1,28 @@
 """AdamW's direct step: the same update as ``optimizer.step()``, or a fallback to it."""
 
+import numpy as np
 import pytest
 import torch
 
-from sktorch_mlp import _optim
+from sktorch_mlp import TorchMLPRegressor, _engine, _optim
+from sktorch_mlp._engine import supports_fused_adamw
 from sktorch_mlp._optim import adamw_step
 
 
-def make_params():
+def make_params(device="cpu"):
     torch.manual_seed(0)
-    return [torch.nn.Parameter(torch.randn(shape)) for shape in [(8, 3), (8,), (1, 8), (1,)]]
+    shapes = [(8, 3), (8,), (1, 8), (1,)]
+    return [torch.nn.Parameter(torch.randn(shape).to(device)) for shape in shapes]
 
 
 def set_gradients(params, seed):
     generator = torch.Generator().manual_seed(seed)
     for param in params:
-        param.grad = torch.randn(param.shape, generator=generator)
+        param.grad = torch.randn(param.shape, generator=generator).to(param.device)
 
 
-def train(step, n_steps=6, reload_at=None, **options):
-    params = make_params()
+def train(step, n_steps=6, reload_at=None, device="cpu", **options):
+    params = make_params(device)
     options = {"lr": 0.01, "weight_decay": 0.3, "fused": True, **options}
     optimizer = torch.optim.AdamW(params, **options)
     for index in range(n_steps):
@@ -31,10 +34,12 @@ def train(step, n_steps=6, reload_at=None, **options):
     return params, optimizer
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 @pytest.mark.parametrize("reload_at", [None, 2])
-def test_direct_step_equals_optimizer_step_exactly(reload_at):
-    expected, expected_optimizer = train(torch.optim.AdamW.step, reload_at=reload_at)
-    params, optimizer = train(adamw_step, reload_at=reload_at)
+def test_direct_step_equals_optimizer_step_exactly(reload_at, device):
+    expected, expected_optimizer = train(torch.optim.AdamW.step, reload_at=reload_at, device=device)
+    params, optimizer = train(adamw_step, reload_at=reload_at, device=device)
+    assert _optim._layouts.get(optimizer) is not None  # the direct step ran, on its buffers
     for param, reference in zip(params, expected, strict=True):
         assert torch.equal(param, reference)
         state, reference_state = optimizer.state[param], expected_optimizer.state[reference]
@@ -177,3 +182,30 @@ def test_steps_checked_once_per_epoch_update_exactly_like_optimizer_step(monkeyp
 def test_steps_of_an_epoch_notice_gradients_replaced_instead_of_written_into():
     # A backward pass through autograd after zero_grad(set_to_none=True) makes new tensors.
     assert_same_training(train(epoch_steps()), train(torch.optim.AdamW.step))
+
+
+def test_parameters_on_two_devices_fall_back_to_optimizer_step():
+    # The meta device stands in for a GPU: a second device, without needing one.
+    params = [torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2, device="meta"))]
+    optimizer = torch.optim.AdamW(params)
+    assert not _optim.FlatLayout.possible(optimizer)  # decided before any state is read
+
+
+def test_fused_adamw_is_used_only_where_the_device_has_a_fused_kernel():
+    check = supports_fused_adamw.__wrapped__  # uncached
+    assert check("cpu") is True
+    assert check("meta") is False  # a device torch's fused AdamW does not run on
+
+
+def test_training_without_a_fused_kernel_steps_through_torch_optim(monkeypatch):
+    X = np.random.default_rng(0).normal(size=(64, 3))
+    y = X.sum(axis=1)
+    params = dict(hidden_layer_sizes=(8,), ensemble_size=1, embedding="none", max_epochs=3)
+    params.update(early_stopping=False, random_state=0, device="cpu")
+    fused = TorchMLPRegressor(**params).fit(X, y)
+    monkeypatch.setattr(_engine, "supports_fused_adamw", lambda device: False)
+    model = TorchMLPRegressor(**params).fit(X, y)
+    assert not model.net_.optimizer_.param_groups[0]["fused"]
+    assert _optim._layouts.get(model.net_.optimizer_) is None
+    # The same update, rounded differently.
+    np.testing.assert_allclose(model.predict(X), fused.predict(X), rtol=1e-4, atol=1e-4)

@@ -3,6 +3,7 @@
 import io
 import pickle
 import pickletools
+import warnings
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from sktorch_mlp import TorchMLPRegressor
+from sktorch_mlp import TorchMLPRegressor, _engine
 
 OUR_TYPES = {
     "sktorch_mlp._regressor.TorchMLPRegressor",
@@ -107,3 +108,32 @@ def test_skops_refuses_to_load_without_trusting_our_types(fitted_pipeline, tmp_p
     sio.dump(fitted_pipeline, path)
     with pytest.raises(Exception, match="Untrusted types found"):
         sio.load(path)
+
+
+def test_net_pickled_on_a_gpu_loads_on_a_cpu_without_warnings(regression_data, monkeypatch):
+    X, y = regression_data
+    net = small_model().fit(X, y).net_
+    X_t = torch.as_tensor(X)
+    expected = net.infer(X_t)
+    net.device = "cuda:0"  # what a net trained there records; its tensors are on the CPU here
+    payload = pickle.dumps(net)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        restored = pickle.loads(payload)
+    assert restored.device == "cpu"
+    torch.testing.assert_close(restored.infer(X_t), expected, rtol=0, atol=0)
+
+
+def test_gpu_optimizer_flags_give_way_to_the_loading_machine(regression_data, monkeypatch):
+    X, y = regression_data
+    model = small_model(max_epochs=2).fit(X, y)
+    # Saved with a fused optimizer (as on a GPU), loaded where the device has no fused kernel.
+    payload = pickle.dumps(model)
+    monkeypatch.setattr(_engine, "supports_fused_adamw", lambda device: False)
+    restored = pickle.loads(payload)
+    assert model.net_.optimizer_.param_groups[0]["fused"]
+    assert not restored.net_.optimizer_.param_groups[0]["fused"]
+    np.testing.assert_array_equal(restored.predict(X), model.predict(X))
+    restored.partial_fit(X, y)  # and it trains on, with torch.optim's step
+    assert restored.n_iter_ == 3

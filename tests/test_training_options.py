@@ -9,6 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 from sktorch_mlp import TorchMLPRegressor
 
@@ -56,3 +57,54 @@ def test_compiled_network_trains_as_the_uncompiled_one(regression_data):
     np.testing.assert_array_equal(restored.predict(X), model.predict(X))
     restored.set_params(warm_start=True, max_epochs=1).fit(X, y)  # compiles the new module
     assert restored.n_iter_ == 4
+
+
+@pytest.mark.parametrize("dtype, scaled", [("float16", True), ("bfloat16", False), (None, False)])
+def test_a_net_on_a_gpu_autocasts_and_scales_for_the_gpu(
+    regression_data, monkeypatch, dtype, scaled
+):
+    # The CUDA branch of the autograd step, run with CPU tensors: the net says "cuda:0",
+    # and autocast and the gradient scaler, told "cuda", do their work on the CPU.
+    X, y = regression_data
+    monkeypatch.setattr(torch, "compile", lambda forward, mode=None: forward)
+    net = small_model(mixed_precision=dtype, compile=dtype is None, max_epochs=1).fit(X, y).net_
+    net.device = "cuda:0"
+    if hasattr(net, "_grad_scaler"):
+        del net._grad_scaler  # made for the CPU during the fit
+    autocasts, scalers = [], []
+    real_autocast, real_scaler = torch.autocast, torch.amp.GradScaler
+
+    def autocast(device_type, dtype=None, enabled=True):
+        autocasts.append((device_type, dtype, enabled))
+        return real_autocast("cpu", dtype=dtype, enabled=enabled)
+
+    def grad_scaler(device):
+        scalers.append(device)
+        return real_scaler("cpu")
+
+    monkeypatch.setattr(torch, "autocast", autocast)
+    monkeypatch.setattr(torch.amp, "GradScaler", grad_scaler)
+    X_batch = torch.randn(8, X.shape[1])
+    before = [param.detach().clone() for param in net.module_.parameters()]
+    # The scaler starts at 2**16, and skips the steps that overflow until it is low enough.
+    for _ in range(10):
+        step = net.train_step((X_batch, torch.randn(8, 1)))
+    expected_dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(dtype)
+    assert autocasts == [("cuda", expected_dtype, dtype is not None)] * 10
+    assert scalers == (["cuda"] if scaled else [])  # one scaler, kept across steps
+    assert torch.isfinite(step["loss"])
+    after = net.module_.parameters()
+    assert any(not torch.equal(p, b) for p, b in zip(after, before, strict=True))
+
+
+def test_float16_step_that_overflows_is_skipped_and_the_scale_lowered(regression_data):
+    X, y = regression_data
+    model = small_model(mixed_precision="float16").fit(X, y)
+    net = model.net_
+    scale = net._grad_scaler.get_scale()
+    before = [param.detach().clone() for param in net.module_.parameters()]
+    # Its scaled gradients pass through float16 products, whose range ends at 65504.
+    net.train_step((torch.zeros(4, X.shape[1]), torch.full((4, 1), 1e6)))
+    assert net._grad_scaler.get_scale() < scale
+    for param, previous in zip(net.module_.parameters(), before, strict=True):
+        assert torch.equal(param, previous)
