@@ -45,31 +45,32 @@ def mse_backprop(module, X, y, weight=None):
     -------
     loss : Tensor
         The mean of the (weighted) squared errors over every member, sample and
-        output, detached, as ``MSELoss`` computes it.
+        output, detached, as ``MSELoss`` computes it: the mean of the members'
+        own losses, so each member's gradient comes from its own predictions.
     y_pred : Tensor
         ``module(X)``: of shape (n_samples, n_outputs), or (ensemble_size,
         n_samples, n_outputs) for an ensemble.
     """
     # Plain tuples of the parameters: a step reads each of them twice, and nn.Module
     # attribute lookups would cost more than the smaller tensor operations.
-    hidden_layers, output_layer, embedding = module.layers()
-    ensemble = module.ensemble_size > 1
+    hidden_layers, output_layer, embedding, member_scale = module.layers()
     embedded = X if embedding is None else embedding(X)  # the only part autograd records
     with torch.no_grad():
-        hidden = embedded.detach()
-        if ensemble:
-            hidden = hidden.expand(module.ensemble_size, *hidden.shape)
+        features = embedded.detach()
+        # (n_members, n_samples, width) for an ensemble: expanded without a copy for
+        # independent members, scaled per member for shared ones.
+        hidden = module.members_input(features)
         # Forward: keep each layer's input for the weight gradients. Dropout's masks hold
         # 0 or 1; the scale of the kept units is each next product's alpha.
         layer_inputs = []
         for layer_weight, bias, scale, dropout in hidden_layers:
             layer_inputs.append(hidden)
-            hidden = _affine(layer_weight, bias, hidden, ensemble, scale).clamp_min_(0)
+            hidden = _affine(layer_weight, bias, hidden, scale).clamp_min_(0)
             if dropout is not None:
                 hidden.mul_(dropout.mask(hidden.shape, hidden.device))
         layer_inputs.append(hidden)
         output_weight, output_bias, output_scale = output_layer
-        y_pred = _affine(output_weight, output_bias, hidden, ensemble, output_scale)
+        y_pred = _affine(output_weight, output_bias, hidden, output_scale)
 
         error = y_pred - y
         weighted_error = error if weight is None else error * weight
@@ -77,45 +78,27 @@ def mse_backprop(module, X, y, weight=None):
 
         # Backward, from d loss / d y_pred = 2 * weighted error / number of terms.
         gradient = weighted_error.mul_(2 / error.numel())
-        # (In the products below, the first argument only gives the result's shape: beta=0
-        # ignores its values.)
+        input_gradient_needed = embedded.requires_grad or member_scale is not None
         layers = (*hidden_layers, output_layer)
         for index in range(len(layers) - 1, -1, -1):
             layer_weight, bias, scale = layers[index][:3]
             layer_input = layer_inputs[index]
-            if ensemble:
-                inputs_T = layer_input.transpose(1, 2)
-                _set_grad(
-                    layer_weight,
-                    torch.baddbmm(
-                        layer_weight, inputs_T, gradient, beta=0, alpha=scale, out=layer_weight.grad
-                    ),
-                )
-                _set_grad(bias, torch.sum(gradient, dim=1, keepdim=True, out=bias.grad))
-            else:
-                _set_grad(
-                    layer_weight,
-                    torch.addmm(
-                        layer_weight,
-                        gradient.t(),
-                        layer_input,
-                        beta=0,
-                        alpha=scale,
-                        out=layer_weight.grad,
-                    ),
-                )
-                _set_grad(bias, torch.sum(gradient, dim=0, out=bias.grad))
-            if index == 0 and not embedded.requires_grad:
+            _weight_gradients(layer_weight, bias, layer_input, gradient, scale)
+            if index == 0 and not input_gradient_needed:
                 break
             # The gradient of the layer's input, then through ReLU and dropout.
-            if ensemble:
-                weight_T = layer_weight.transpose(1, 2)
-                gradient = torch.baddbmm(layer_input, gradient, weight_T, beta=0, alpha=scale)
-            else:
-                gradient = torch.addmm(layer_input, gradient, layer_weight, beta=0, alpha=scale)
+            gradient = _input_gradient(layer_weight, layer_input, gradient, scale)
             if index > 0:
                 gradient = _threshold_backward(gradient, layer_input, 0)
-        if embedded.requires_grad and ensemble:
+        if member_scale is not None:
+            # hidden = features * member_scale, broadcast over the samples.
+            _set_grad(
+                member_scale,
+                torch.sum(gradient * features, dim=1, keepdim=True, out=member_scale.grad),
+            )
+            if embedded.requires_grad:
+                gradient = gradient.mul_(member_scale)
+        if embedded.requires_grad and gradient.dim() == 3:
             gradient = gradient.sum(dim=0)  # the members share the embedding
     if embedded.requires_grad:
         for parameter in embedding.parameters():
@@ -135,8 +118,48 @@ def _set_grad(parameter, grad):
         parameter.grad = grad
 
 
-def _affine(weight, bias, X, ensemble, scale):
+# A layer's weight is (out, in) for a plain or shared layer (nn.Linear), whose input may be
+# (n_samples, in) or, shared by the members of an ensemble, (n_members, n_samples, in); it is
+# (n_members, in, out) for an ensemble's own layers (EnsembleLinear). Shared layers multiply
+# the members' rows as one matrix. (In the products below, the first argument only gives the
+# result's shape: beta=0 ignores its values.)
+
+
+def _rows(tensor):
+    """A (n_members, n_samples, width) tensor as one matrix of rows; a matrix as it is."""
+    return tensor.reshape(-1, tensor.shape[-1]) if tensor.dim() == 3 else tensor
+
+
+def _affine(weight, bias, X, scale):
     """A layer's output for inputs ``scale * X``, the bias added inside the product."""
-    if ensemble:
+    if weight.dim() == 3:
         return torch.baddbmm(bias, X, weight, alpha=scale)
-    return torch.addmm(bias, X, weight.t(), alpha=scale)
+    product = torch.addmm(bias, _rows(X), weight.t(), alpha=scale)
+    return product.view(*X.shape[:-1], weight.shape[0])
+
+
+def _weight_gradients(weight, bias, layer_input, gradient, scale):
+    """Set the gradients of a layer's weight and bias from that of its output."""
+    if weight.dim() == 3:
+        _set_grad(
+            weight,
+            torch.baddbmm(
+                weight, layer_input.transpose(1, 2), gradient, beta=0, alpha=scale, out=weight.grad
+            ),
+        )
+        _set_grad(bias, torch.sum(gradient, dim=1, keepdim=True, out=bias.grad))
+        return
+    rows = _rows(gradient)
+    _set_grad(
+        weight,
+        torch.addmm(weight, rows.t(), _rows(layer_input), beta=0, alpha=scale, out=weight.grad),
+    )
+    _set_grad(bias, torch.sum(rows, dim=0, out=bias.grad))
+
+
+def _input_gradient(weight, layer_input, gradient, scale):
+    """The gradient of a layer's input, of its shape, from that of its output."""
+    if weight.dim() == 3:
+        return torch.baddbmm(layer_input, gradient, weight.transpose(1, 2), beta=0, alpha=scale)
+    product = torch.addmm(_rows(layer_input), _rows(gradient), weight, beta=0, alpha=scale)
+    return product.view(layer_input.shape)

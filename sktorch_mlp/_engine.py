@@ -21,6 +21,7 @@ from torch.func import functional_call
 
 from ._backprop import mse_backprop
 from ._batches import TensorBatches
+from ._device import device_for_loading
 from ._faults import TrainingGuard
 from ._module import MLP
 from ._optim import AdamWSteps, adamw_step
@@ -279,8 +280,7 @@ class MLPNet(NeuralNetRegressor):
         return super().infer(x, **fit_params)
 
     def __setstate__(self, state):
-        if str(state["device"]).startswith("cuda") and not torch.cuda.is_available():
-            state["device"] = "cpu"
+        state["device"] = device_for_loading(state["device"])
         super().__setstate__(state)
 
 
@@ -299,6 +299,8 @@ def build_net(
     verbose,
     embedding="none",
     ensemble_size=1,
+    ensemble_type="independent",
+    passthrough_features=(),
     weighted=False,
     target_scale=None,
     validation_data=None,
@@ -371,6 +373,8 @@ def build_net(
         module__dropout=dropout,
         module__embedding=embedding,
         module__ensemble_size=ensemble_size,
+        module__ensemble_type=ensemble_type,
+        module__passthrough_features=tuple(passthrough_features),
         criterion=MSELoss,
         criterion__weighted=weighted,
         optimizer=torch.optim.AdamW,

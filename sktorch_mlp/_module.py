@@ -28,6 +28,9 @@ class Dropout(nn.Dropout):
     _LEVELS = 2**15
     BLOCK_ELEMENTS = 2**20
     BLOCK_MASKS = 16
+    # Device types whose mask bits come from numpy's generator; on the others, from torch's
+    # generator on the device itself. Tests empty it to run the GPU's path on CPU tensors.
+    _NUMPY_BITS_DEVICES = frozenset({"cpu"})
 
     def __init__(self, p=0.5, inplace=False):
         super().__init__(p, inplace)
@@ -87,7 +90,7 @@ class Dropout(nn.Dropout):
             # drawing the numbers; the buffer is kept across blocks and epochs.
             masks.buffer = torch.empty(n, device=device)
         n_words = (n + 3) // 4
-        if device.type == "cpu":
+        if device.type in self._NUMPY_BITS_DEVICES:
             # numpy's SFC64 generator produces 64 random bits twice as fast as torch's CPU
             # generator; it is seeded from torch's, once per epoch, so ``manual_seed``
             # still fixes the masks.
@@ -121,6 +124,11 @@ class PeriodicEmbedding(nn.Module):
     tabular data (Gorishniy et al., "On Embeddings for Numerical Features in Tabular
     Deep Learning", NeurIPS 2022).
 
+    Features with at most two values (one-hot columns, flags) have no ranges to carve:
+    any function of them is linear, which the first hidden layer already is. They are
+    passed through as they are, after the embedded features, so a table of many one-hot
+    columns costs no more per column than it did before embedding.
+
     Parameters
     ----------
     n_features : int
@@ -128,19 +136,36 @@ class PeriodicEmbedding(nn.Module):
     n_frequencies : int, default=16
         Number of frequencies per feature.
     embedding_dim : int, default=16
-        Size of each feature's embedding; the output has
-        ``n_features * embedding_dim`` columns.
+        Size of each embedded feature's embedding.
     frequency_scale : float, default=0.1
         Standard deviation of the initial frequencies, for standardized inputs.
+    passthrough : sequence of int, default=()
+        Indices of the features that enter as they are.
+
+    Attributes
+    ----------
+    out_features : int
+        ``n_embedded * embedding_dim + n_passthrough`` columns.
+    feature_widths : tuple of int
+        How many output columns each feature takes, in the order of the output:
+        ``embedding_dim`` for each embedded feature, then 1 for each passed through.
     """
 
-    def __init__(self, n_features, n_frequencies=16, embedding_dim=16, frequency_scale=0.1):
+    def __init__(
+        self, n_features, n_frequencies=16, embedding_dim=16, frequency_scale=0.1, passthrough=()
+    ):
         super().__init__()
+        passthrough = sorted(set(int(index) for index in passthrough))
+        embedded = [index for index in range(n_features) if index not in set(passthrough)]
         self.frequency_scale = frequency_scale
-        self.frequencies = nn.Parameter(torch.empty(n_features, n_frequencies))
-        self.weight = nn.Parameter(torch.empty(n_features, 2 * n_frequencies, embedding_dim))
-        self.bias = nn.Parameter(torch.empty(n_features, embedding_dim))
-        self.out_features = n_features * embedding_dim
+        self.frequencies = nn.Parameter(torch.empty(len(embedded), n_frequencies))
+        self.weight = nn.Parameter(torch.empty(len(embedded), 2 * n_frequencies, embedding_dim))
+        self.bias = nn.Parameter(torch.empty(len(embedded), embedding_dim))
+        # Not in the state dict: they follow from the constructor's arguments.
+        self.register_buffer("embedded", torch.tensor(embedded, dtype=torch.long), False)
+        self.register_buffer("passthrough", torch.tensor(passthrough, dtype=torch.long), False)
+        self.out_features = len(embedded) * embedding_dim + len(passthrough)
+        self.feature_widths = (embedding_dim,) * len(embedded) + (1,) * len(passthrough)
         self.reset_parameters()
 
     @torch.no_grad()
@@ -152,7 +177,13 @@ class PeriodicEmbedding(nn.Module):
         nn.init.zeros_(self.bias)
 
     def forward(self, X):
-        """Map (n_samples, n_features) to (n_samples, n_features * embedding_dim)."""
+        """Map (n_samples, n_features) to (n_samples, out_features)."""
+        if len(self.passthrough) == 0:
+            return self._embed(X)
+        embedded = self._embed(X[:, self.embedded]) if len(self.embedded) else X[:, :0]
+        return torch.cat([embedded, X[:, self.passthrough]], dim=1)
+
+    def _embed(self, X):
         angles = 2 * torch.pi * self.frequencies * X[..., None]
         periodic = torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
         embedded = torch.einsum("nfk,fkd->nfd", periodic, self.weight) + self.bias
@@ -205,19 +236,31 @@ class MLP(nn.Module):
         How each input feature enters the network: as is, or through a
         :class:`PeriodicEmbedding`.
     ensemble_size : int, default=1
-        Number of networks trained side by side on the same batches, each with
-        its own initial weights and dropout masks (sharing the embedding). In
+        Number of members trained side by side on the same batches, each with
+        its own dropout masks and output layer (sharing the embedding). In
         training mode the output has shape (ensemble_size, n_samples,
         n_outputs), one prediction per member, so each member is fitted to the
         target; in evaluation mode the members' predictions are averaged.
+    ensemble_type : {"independent", "shared"}, default="independent"
+        "independent": every member has its own hidden layers. "shared": the
+        members share the hidden layers' weights and differ by a learned
+        scaling of their input, one vector per member (:attr:`member_scale`),
+        and by their output layer (TabM-mini, Gorishniy et al., "TabM: Advancing
+        Tabular Deep Learning with Parameter-Efficient Ensembling", ICLR 2025).
+        Unused with one member.
+    passthrough_features : sequence of int, default=()
+        Features that the periodic embedding passes through as they are: those
+        with at most two values.
 
     Notes
     -----
     Weights start small and random, biases at zero: hidden layers use Kaiming
     (He) normal initialization, which keeps the variance of activations
     roughly constant through ReLU layers; the output layer uses the same rule
-    with a linear gain. Randomness comes from torch's global generator, which
-    the caller seeds.
+    with a linear gain. The members' input scales start at one random value per
+    member and feature (a standard normal draw behind an embedding, a random
+    sign without), so the members start different. Randomness comes from
+    torch's global generator, which the caller seeds.
     """
 
     def __init__(
@@ -228,29 +271,50 @@ class MLP(nn.Module):
         dropout=0.1,
         embedding="none",
         ensemble_size=1,
+        ensemble_type="independent",
+        passthrough_features=(),
     ):
         super().__init__()
         self.ensemble_size = ensemble_size
         if embedding == "periodic":
-            self.embedding = PeriodicEmbedding(n_features)
+            self.embedding = PeriodicEmbedding(n_features, passthrough=passthrough_features)
             width_in = self.embedding.out_features
+            self._feature_widths = self.embedding.feature_widths
         else:
             self.embedding = nn.Identity()
             width_in = n_features
+            self._feature_widths = (1,) * n_features
+        shared = ensemble_type == "shared" and ensemble_size > 1
+        self.member_scale = (
+            nn.Parameter(torch.empty(ensemble_size, 1, width_in)) if shared else None
+        )
 
-        def linear(width_in, width_out):
-            if ensemble_size == 1:
+        def linear(width_in, width_out, own_per_member):
+            if ensemble_size == 1 or not own_per_member:
                 return nn.Linear(width_in, width_out)
             return EnsembleLinear(ensemble_size, width_in, width_out)
 
         layers = []
         for width in hidden_layer_sizes:
-            layers += [linear(width_in, width), nn.ReLU(), Dropout(dropout)]
+            layers += [linear(width_in, width, not shared), nn.ReLU(), Dropout(dropout)]
             width_in = width
         self.hidden = nn.Sequential(*layers)
-        self.output = linear(width_in, n_outputs)
+        self.output = linear(width_in, n_outputs, True)
         self._layers = None  # see layers()
         self.reset_parameters()
+
+    def members_input(self, embedded):
+        """The hidden layers' input for embedded features of shape (n_samples, width).
+
+        One member: the features themselves. Independent members: the same
+        features for each, (ensemble_size, n_samples, width), without a copy.
+        Shared members: each member's scaling of them, of that shape too.
+        """
+        if self.ensemble_size == 1:
+            return embedded
+        if self.member_scale is None:
+            return embedded.expand(self.ensemble_size, *embedded.shape)
+        return embedded * self.member_scale
 
     def layers(self):
         """The network's layers as plain tuples, for a training step written out by hand.
@@ -270,6 +334,9 @@ class MLP(nn.Module):
             The output layer's, likewise.
         embedding : nn.Module or None
             The input embedding; None when inputs enter as they are.
+        member_scale : Parameter or None
+            The members' input scales of a shared ensemble, of shape
+            (ensemble_size, 1, width); None for other networks.
         """
         if self._layers is None:
             blocks = tuple(self.hidden)  # Linear, ReLU, Dropout, Linear, ReLU, Dropout, ...
@@ -279,7 +346,7 @@ class MLP(nn.Module):
                 scale = dropout.scale
             output = (self.output.weight, self.output.bias, scale)
             embedding = None if isinstance(self.embedding, nn.Identity) else self.embedding
-            self._layers = (tuple(hidden), output, embedding)
+            self._layers = (tuple(hidden), output, embedding, self.member_scale)
         return self._layers
 
     def train(self, mode=True):
@@ -293,16 +360,26 @@ class MLP(nn.Module):
         return state
 
     def __setstate__(self, state):
+        if "member_scale" not in state and "member_scale" not in state.get("_parameters", {}):
+            state = {**state, "member_scale": None}  # pickled before shared ensembles
         super().__setstate__({"_layers": None, **state})
 
     @torch.no_grad()
     def reset_parameters(self):
-        """Draw new weights (Kaiming normal) and set every bias to zero."""
+        """Draw new weights (Kaiming normal) and members' scales; set every bias to zero."""
         layers = [layer for layer in self.hidden if hasattr(layer, "in_features")]
         for layer, gain in [(layer, 2.0) for layer in layers] + [(self.output, 1.0)]:
             # Kaiming normal: variance gain / fan_in (2 for ReLU layers, 1 for the linear output).
             nn.init.normal_(layer.weight, std=(gain / layer.in_features) ** 0.5)
             nn.init.zeros_(layer.bias)
+        if self.member_scale is not None:
+            # One value per member and feature, repeated over the feature's embedding: as in
+            # TabM, normal behind an embedding (which can absorb a sign), random signs without.
+            widths = torch.tensor(self._feature_widths)
+            per_feature = torch.randn(self.ensemble_size, 1, len(widths))
+            if isinstance(self.embedding, nn.Identity):
+                per_feature = per_feature.sign()
+            self.member_scale.copy_(per_feature.repeat_interleave(widths, dim=-1))
 
     def member_predictions(self, X, n_passes=1):
         """Each member's prediction for ``n_passes`` draws of the dropout masks.
@@ -319,10 +396,7 @@ class MLP(nn.Module):
         -------
         Tensor of shape (n_passes * ensemble_size, n_samples, n_outputs)
         """
-        hidden = self.embedding(X)
-        hidden = hidden.expand(self.ensemble_size, *hidden.shape)
-        if self.ensemble_size == 1:
-            hidden = hidden[0]  # plain Linear layers take (n_samples, width)
+        hidden = self.members_input(self.embedding(X))
         draws = [self.output(self.hidden(hidden)) for _ in range(n_passes)]
         return torch.stack(draws).reshape(-1, *draws[0].shape[-2:])
 
@@ -331,8 +405,7 @@ class MLP(nn.Module):
 
         An ensemble in training mode returns (ensemble_size, n_samples, n_outputs).
         """
-        hidden = self.embedding(X)
-        if self.ensemble_size == 1:
-            return self.output(self.hidden(hidden))
-        members = self.output(self.hidden(hidden.expand(self.ensemble_size, *hidden.shape)))
-        return members if self.training else members.mean(dim=0)
+        members = self.output(self.hidden(self.members_input(self.embedding(X))))
+        if self.ensemble_size == 1 or self.training:
+            return members
+        return members.mean(dim=0)

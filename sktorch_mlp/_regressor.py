@@ -14,7 +14,6 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
@@ -31,6 +30,7 @@ from ._persistence import net_state, restore_net
 from ._scaling import ColumnStandardizer, make_input_transformer
 from ._seeding import seeded_torch_rng
 from ._uncertainty import prediction_spread
+from ._validation_split import merge_and_split
 
 _SPARSE_FORMATS = ("csr", "csc", "coo")
 
@@ -76,6 +76,17 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         members are computed in one batched matrix product per layer, so the
         cost grows more slowly than ``ensemble_size``.
 
+    ensemble_type : {"independent", "shared"}, default="independent"
+        How the members of an ensemble differ. "independent": each member has
+        its own hidden layers. "shared": the members share the hidden layers'
+        weights and differ by a learned scaling of their input features and by
+        their own output layer (TabM-mini, Gorishniy et al., ICLR 2025); sharing
+        regularizes the members and needs ``ensemble_size`` times fewer hidden
+        weights. In both, each member is trained on its own loss (the loss is the
+        mean of the members' squared errors, not the squared error of their
+        mean), and predictions are the members' average. Unused with
+        ``ensemble_size=1``.
+
     mc_dropout_passes : int >= 2, default=30
         Number of forward passes with dropout kept on that
         ``predict(X, return_std=True)`` draws (Monte-Carlo dropout) to measure
@@ -110,8 +121,10 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         ``max_epochs`` on all the data.
 
     validation_fraction : float in (0, 1), default=0.1
-        Fraction of the training data held out for early stopping. Only used if
-        ``early_stopping=True``.
+        Fraction of the training data held out for early stopping (of the total
+        weight, with ``sample_weight``). Identical rows (same features and target)
+        are merged into one weighted row first, so copies of a row are never split
+        between training and validation. Only used if ``early_stopping=True``.
 
     n_iter_no_change : int >= 1, default=20
         Number of epochs without improvement before training stops. Only used
@@ -245,6 +258,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "embedding": [StrOptions({"none", "periodic"})],
         "ensemble_size": [Interval(Integral, 1, None, closed="left")],
+        "ensemble_type": [StrOptions({"independent", "shared"})],
         "mc_dropout_passes": [Interval(Integral, 2, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "lr_schedule": [StrOptions({"constant", "plateau", "cosine"})],
@@ -271,6 +285,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         dropout=0.0,
         embedding="periodic",
         ensemble_size=4,
+        ensemble_type="independent",
         mc_dropout_passes=30,
         lr=1e-3,
         lr_schedule="plateau",
@@ -293,6 +308,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         self.dropout = dropout
         self.embedding = embedding
         self.ensemble_size = ensemble_size
+        self.ensemble_type = ensemble_type
         self.mc_dropout_passes = mc_dropout_passes
         self.lr = lr
         self.lr_schedule = lr_schedule
@@ -327,10 +343,10 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
             Target values. A 2-D ``y`` trains one output per column.
 
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weight of each sample in the squared error and in the
-            target's standardization; the input quantiles use the samples of
-            positive weight. A weight of zero removes a sample's influence;
-            None weighs all samples equally.
+            Non-negative weight of each sample in the squared error, the
+            target's standardization and the input quantiles. A weight of zero
+            removes a sample, and with ``early_stopping=True`` an integer weight
+            k trains exactly like k copies of it; None weighs all samples equally.
 
         Returns
         -------
@@ -568,6 +584,12 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
 
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
+        if self.early_stopping and not streaming:
+            # Identical rows become one row weighted by their count, validation rows first:
+            # copies cannot straddle the split, and weight k and k copies train alike.
+            X, y, sample_weight, n_valid = merge_and_split(
+                X, y, sample_weight, self.validation_fraction, rng
+            )
         if resume:
             # Continuing a stream: a different shuffle per call, reproducible from random_state.
             seed = (seed + self.n_iter_) % np.iinfo(np.int32).max
@@ -588,17 +610,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
 
         validation_data = None
         if self.early_stopping and not streaming:
-            try:
-                X, X_valid, y, y_valid = train_test_split(
-                    X, y, test_size=self.validation_fraction, random_state=rng
-                )
-            except ValueError as exc:
-                raise ValueError(
-                    f"Too few samples (n_samples={len(X)}) to hold out "
-                    f"validation_fraction={self.validation_fraction} of them for early "
-                    "stopping and train on the rest. Pass more samples, change "
-                    "validation_fraction, or set early_stopping=False."
-                ) from exc
+            X, X_valid, y, y_valid = X[n_valid:], X[:n_valid], y[n_valid:], y[:n_valid]
             validation_data = (X_valid, y_valid)
         if input_transformer is not None:
             # In place when the split already copied X, else into one new array.
@@ -606,6 +618,11 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
             X = input_transformer.transform(X, copy=not owned)
             if validation_data is not None:
                 validation_data = (input_transformer.transform(X_valid, copy=False), y_valid)
+
+        if resume:
+            passthrough_features = self._net_config.get("passthrough_features", [])
+        else:
+            passthrough_features = _two_valued_columns(X)
 
         # Plain values only: saved with the model, to rebuild the net when it is loaded.
         net_config = dict(
@@ -615,6 +632,8 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
             dropout=float(self.dropout),
             embedding=self.embedding,
             ensemble_size=int(self.ensemble_size),
+            ensemble_type=self.ensemble_type,
+            passthrough_features=passthrough_features,
             lr=float(self.lr),
             lr_schedule="constant" if streaming else self.lr_schedule,
             weight_decay=float(self.weight_decay),
@@ -832,6 +851,19 @@ def _check_float32_range(values, name):
             "magnitude, and would become 0. Multiply them by a constant (for example "
             f"{10 ** -np.floor(np.log10(smallest)):.0e}){remedy}."
         )
+
+
+def _two_valued_columns(X):
+    """Indices of the columns of ``X`` with at most two distinct values (one-hot, flags)."""
+    if len(X) == 0:
+        return []
+    low, high = X.min(axis=0), X.max(axis=0)
+    # Column by column blocks keep the comparison's temporaries small on a large X.
+    two_valued = np.ones(X.shape[1], dtype=bool)
+    for rows in range(0, len(X), 65_536):
+        block = X[rows : rows + 65_536]
+        two_valued &= ((block == low) | (block == high)).all(axis=0)
+    return np.flatnonzero(two_valued).tolist()
 
 
 def _package_version():

@@ -84,19 +84,35 @@ class QuantileNormalizer:
     values : ndarray of shape (n_samples, n_columns)
         Training data.
     sample_weight : ndarray of shape (n_samples,) or None
-        Rows with zero weight are left out of the quantiles; the others count equally.
+        Weights of the rows in the quantiles (see :func:`weighted_quantiles`); rows
+        with zero weight are left out. None, or equal weights, gives scikit-learn's
+        quantiles.
     random_state : int
         Seeds the subsample (at most 10,000 rows) the quantiles are computed on.
     """
 
     def __init__(self, values, sample_weight=None, random_state=0):
         if sample_weight is not None:
-            values = values[sample_weight > 0]
+            positive = sample_weight > 0
+            values, sample_weight = values[positive], sample_weight[positive]
         self.transformer_ = QuantileTransformer(
             n_quantiles=min(1000, len(values)),
             output_distribution="normal",
             random_state=random_state,
-        ).fit(values)
+        )
+        if sample_weight is None or np.all(sample_weight == sample_weight[0]):
+            self.transformer_.fit(values)
+            return
+        # A uniform subsample of the same size as scikit-learn's, then weighted quantiles in
+        # the transformer's own attribute, which its transform (and the ONNX export) read.
+        subsample = self.transformer_.subsample
+        if len(values) > subsample:
+            rows = np.random.RandomState(random_state).choice(len(values), subsample, replace=False)
+            values, sample_weight = values[rows], sample_weight[rows]
+        self.transformer_.fit(values)
+        self.transformer_.quantiles_ = weighted_quantiles(
+            values, sample_weight, self.transformer_.references_
+        )
 
     def transform(self, values, dtype=np.float32, copy=True):
         """Transform ``values``; with ``copy=False`` and a matching dtype, in place.
@@ -125,6 +141,38 @@ class QuantileNormalizer:
                 np.clip(chunk, -largest, largest, out=chunk)
             out[rows] = self.transformer_.transform(chunk)
         return out
+
+
+def weighted_quantiles(values, sample_weight, references):
+    """Quantiles of each column in which every row counts in proportion to its weight.
+
+    Each column's sorted values are placed at the middle of their share of the
+    total weight, rescaled so that the smallest value is at 0 and the largest at 1,
+    and the quantile function interpolates linearly between them. With equal
+    weights the values sit at ``i / (n - 1)``: NumPy's default (linear) percentiles,
+    which scikit-learn's :class:`~sklearn.preprocessing.QuantileTransformer` uses.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_samples, n_columns)
+    sample_weight : ndarray of shape (n_samples,)
+        Positive weights.
+    references : ndarray of shape (n_quantiles,)
+        Probabilities in [0, 1], increasing.
+
+    Returns
+    -------
+    ndarray of shape (n_quantiles, n_columns), float64
+    """
+    quantiles = np.empty((len(references), values.shape[1]))
+    for column in range(values.shape[1]):
+        order = np.argsort(values[:, column], kind="stable")
+        weight = sample_weight[order]
+        middle = np.cumsum(weight) - weight / 2
+        span = middle[-1] - middle[0]
+        position = (middle - middle[0]) / span if span > 0 else np.zeros(len(middle))
+        quantiles[:, column] = np.interp(references, position, values[order, column])
+    return quantiles
 
 
 def make_input_transformer(kind, values, sample_weight=None, random_state=0):

@@ -605,8 +605,12 @@ def _emit_polynomial(graph, coefficients, x):
 
 def _emit_network(graph, module, X):
     """``MLP.forward`` in evaluation mode: members of an ensemble are averaged."""
-    module_layers = [module.embedding, *module.hidden, module.output]
-    for layer in module_layers:
+    X = _emit_layer(graph, module.embedding, X)
+    if module.member_scale is not None:
+        # Shared members: each scales the features, (n_members, n_samples, width); the shared
+        # layers' MatMul broadcasts over the members.
+        X = graph.node("Mul", X, graph.constant(_as_array(module.member_scale)))
+    for layer in [*module.hidden, module.output]:
         X = _emit_layer(graph, layer, X)
     if module.ensemble_size > 1:
         total = graph.node("ReduceSum", X, graph.constant([0]), keepdims=0)
@@ -633,7 +637,20 @@ def _emit_layer(graph, layer, X):
 
 
 def _emit_periodic_embedding(graph, embedding, X):
-    """``PeriodicEmbedding.forward``: (n_samples, n_features) to (n_samples, n_features * d)."""
+    """``PeriodicEmbedding.forward``: (n_samples, n_features) to (n_samples, out_features)."""
+    passthrough = embedding.passthrough.tolist()
+    if not passthrough:
+        return _emit_periodic_features(graph, embedding, X)
+    parts = []
+    if len(embedding.embedded):
+        embedded = graph.node("Gather", X, graph.constant(embedding.embedded.tolist()), axis=1)
+        parts.append(_emit_periodic_features(graph, embedding, embedded))
+    parts.append(graph.node("Gather", X, graph.constant(passthrough), axis=1))
+    return parts[0] if len(parts) == 1 else graph.node("Concat", *parts, axis=1)
+
+
+def _emit_periodic_features(graph, embedding, X):
+    """The periodic part of the embedding, for the features it embeds."""
     # The same product as the module, 2 * pi * frequencies first, rounds the same way.
     frequencies = 2 * np.pi * _as_array(embedding.frequencies)
     angles = graph.node(
@@ -655,7 +672,8 @@ def _emit_periodic_embedding(graph, embedding, X):
     embedded = graph.node(
         "Relu", graph.node("Add", embedded, graph.constant(_as_array(embedding.bias)))
     )
-    return graph.node("Reshape", embedded, graph.constant([-1, embedding.out_features]))
+    width = embedding.weight.shape[0] * embedding.weight.shape[2]
+    return graph.node("Reshape", embedded, graph.constant([-1, width]))
 
 
 def _as_array(parameter):

@@ -14,7 +14,7 @@ from sktorch_mlp._module import MLP
 CONFIGURATIONS = list(
     itertools.product(
         ["none", "periodic"],  # embedding
-        [1, 3],  # ensemble_size
+        [(1, "independent"), (3, "independent"), (3, "shared")],  # ensemble_size and type
         [0.0, 0.3],  # dropout
         [(16, 8), (5,), ()],  # hidden_layer_sizes
     )
@@ -31,13 +31,22 @@ def autograd_backprop(module, X, y, weight=None):
     return loss.detach(), y_pred.detach()
 
 
-@pytest.mark.parametrize(("embedding", "ensemble_size", "dropout", "hidden"), CONFIGURATIONS)
+@pytest.mark.parametrize(("embedding", "ensemble", "dropout", "hidden"), CONFIGURATIONS)
 @pytest.mark.parametrize("weighted", [False, True])
 def test_gradients_loss_and_predictions_match_autograd(
-    embedding, ensemble_size, dropout, hidden, weighted
+    embedding, ensemble, dropout, hidden, weighted
 ):
     torch.manual_seed(0)
-    module = MLP(4, 2, hidden, dropout, embedding=embedding, ensemble_size=ensemble_size)
+    ensemble_size, ensemble_type = ensemble
+    module = MLP(
+        4,
+        2,
+        hidden,
+        dropout,
+        embedding=embedding,
+        ensemble_size=ensemble_size,
+        ensemble_type=ensemble_type,
+    )
     X, y = torch.randn(10, 4), torch.randn(10, 2)
     weight = torch.rand(10, 1) if weighted else None
     results = {}
@@ -59,7 +68,10 @@ def test_gradients_loss_and_predictions_match_autograd(
         assert not torch.allclose(y_pred.reshape(without_dropout.shape), without_dropout)
 
 
-@pytest.mark.parametrize("params", [dict(dropout=0.2), dict(sample_weight=True)])
+@pytest.mark.parametrize(
+    "params",
+    [dict(dropout=0.2), dict(sample_weight=True), dict(ensemble_size=3, ensemble_type="shared")],
+)
 def test_training_by_hand_matches_training_with_autograd(monkeypatch, regression_data, params):
     # Whole fits, through the engine: zeroed gradients, the optimizer steps and the epoch
     # losses are the same whichever backward pass computes the gradients.
@@ -81,12 +93,23 @@ def test_training_by_hand_matches_training_with_autograd(monkeypatch, regression
     )
 
 
-@pytest.mark.parametrize(("embedding", "ensemble_size"), [("none", 1), ("periodic", 3)])
-def test_gradients_overwrite_the_existing_gradient_tensors(embedding, ensemble_size):
+@pytest.mark.parametrize(
+    ("embedding", "ensemble_size", "ensemble_type"),
+    [("none", 1, "independent"), ("periodic", 3, "independent"), ("none", 3, "shared")],
+)
+def test_gradients_overwrite_the_existing_gradient_tensors(embedding, ensemble_size, ensemble_type):
     # The optimizer keeps gradients as views of one buffer: they are written into, not
     # replaced, and stale values are overwritten rather than added to.
     torch.manual_seed(0)
-    module = MLP(4, 2, (8, 8), 0.0, embedding=embedding, ensemble_size=ensemble_size).train()
+    module = MLP(
+        4,
+        2,
+        (8, 8),
+        0.0,
+        embedding=embedding,
+        ensemble_size=ensemble_size,
+        ensemble_type=ensemble_type,
+    ).train()
     X, y = torch.randn(10, 4), torch.randn(10, 2)
     autograd_backprop(module, X, y)
     expected = {name: p.grad.clone() for name, p in module.named_parameters()}
@@ -97,3 +120,18 @@ def test_gradients_overwrite_the_existing_gradient_tensors(embedding, ensemble_s
     for name, param in module.named_parameters():
         assert param.grad is tensors[name], name
         torch.testing.assert_close(param.grad, expected[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_each_shared_member_is_trained_on_its_own_loss():
+    # The loss is the mean of the members' losses: a member's output layer gets the gradient
+    # of its own squared error alone, not that of the members' average.
+    torch.manual_seed(0)
+    module = MLP(4, 1, (8,), 0.0, ensemble_size=3, ensemble_type="shared").train()
+    X, y = torch.randn(10, 4), torch.randn(10, 1)
+    mse_backprop(module, X, y)
+    members = module(X).detach()
+    hidden = torch.relu(module.members_input(X) @ module.hidden[0].weight.T + module.hidden[0].bias)
+    for member in range(3):
+        own_error = 2 * (members[member] - y) / (3 * len(y))
+        expected = hidden[member].detach().T @ own_error
+        torch.testing.assert_close(module.output.weight.grad[member], expected)

@@ -6,7 +6,7 @@ import pickle
 import pytest
 import torch
 
-from sktorch_mlp._module import MLP, Dropout
+from sktorch_mlp._module import MLP, Dropout, PeriodicEmbedding
 
 
 def test_blocks_and_output_layer():
@@ -111,6 +111,42 @@ def test_ensemble_members_are_independent_networks():
     torch.testing.assert_close(module.eval()(X), members.mean(dim=0))
 
 
+def test_shared_members_share_hidden_weights_and_differ_by_input_scale_and_output():
+    torch.manual_seed(0)
+    module = MLP(4, 2, (8,), dropout=0.0, ensemble_size=3, ensemble_type="shared")
+    assert type(module.hidden[0]).__name__ == "Linear"  # one weight matrix for every member
+    assert module.member_scale.shape == (3, 1, 4) and module.output.weight.shape == (3, 8, 2)
+    # Without an embedding the scales start as random signs, one per member and feature.
+    assert set(module.member_scale.unique().tolist()) <= {-1.0, 1.0}
+    X = torch.randn(5, 4)
+    members = module.train()(X)
+    assert members.shape == (3, 5, 2) and not torch.allclose(members[0], members[1])
+    first, output = module.hidden[0], module.output
+    scaled = X * module.member_scale[2]
+    member_2 = torch.relu(scaled @ first.weight.T + first.bias) @ output.weight[2] + output.bias[2]
+    torch.testing.assert_close(members[2], member_2)
+    torch.testing.assert_close(module.eval()(X), members.mean(dim=0))
+
+
+def test_shared_member_scales_behind_an_embedding_are_one_normal_value_per_feature():
+    torch.manual_seed(0)
+    module = MLP(3, 1, (8,), 0.0, embedding="periodic", ensemble_size=50, ensemble_type="shared")
+    per_feature = module.member_scale.reshape(50, 3, -1)
+    assert torch.equal(per_feature, per_feature[..., :1].expand_as(per_feature))
+    assert per_feature[..., 0].std().item() == pytest.approx(1.0, abs=0.2)
+
+
+def test_one_shared_member_is_the_plain_mlp():
+    torch.manual_seed(0)
+    plain = MLP(4, 2, (8,), 0.1)
+    torch.manual_seed(0)
+    shared = MLP(4, 2, (8,), 0.1, ensemble_size=1, ensemble_type="shared")
+    assert shared.member_scale is None
+    assert plain.state_dict().keys() == shared.state_dict().keys()
+    for name, tensor in plain.state_dict().items():
+        torch.testing.assert_close(shared.state_dict()[name], tensor)
+
+
 def test_ensemble_members_start_from_kaiming_weights_and_zero_biases():
     torch.manual_seed(0)
     module = MLP(
@@ -123,10 +159,10 @@ def test_ensemble_members_start_from_kaiming_weights_and_zero_biases():
 
 def test_layers_for_the_training_step_follow_the_mode_and_copies():
     module = MLP(n_features=3, n_outputs=1, hidden_layer_sizes=(8, 4), dropout=0.2).train()
-    hidden, output, embedding = module.layers()
+    hidden, output, embedding, member_scale = module.layers()
     assert [layer[0] for layer in hidden] == [module.hidden[0].weight, module.hidden[3].weight]
     assert [layer[2] for layer in hidden] == [1.0, module.hidden[2].scale]  # input scales
-    assert output[2] == module.hidden[5].scale and embedding is None
+    assert output[2] == module.hidden[5].scale and embedding is None and member_scale is None
     assert module.layers() is module.layers()
     # A new dropout rate takes effect when the mode is next set, as at every epoch.
     module.hidden[5].p = 0.0
@@ -135,3 +171,34 @@ def test_layers_for_the_training_step_follow_the_mode_and_copies():
     # A copy refers to its own parameters.
     for duplicate in (copy.deepcopy(module), pickle.loads(pickle.dumps(module))):
         assert duplicate.layers()[1][0] is duplicate.output.weight
+
+
+def test_dropout_masks_from_the_gpu_path_are_uniform_in_every_lane(monkeypatch):
+    # The GPU's path draws the bits with torch's generator on the device; run it on the CPU.
+    monkeypatch.setattr(Dropout, "_NUMPY_BITS_DEVICES", frozenset())
+    dropout = Dropout(0.25).train()
+    torch.manual_seed(0)
+    mask = dropout.mask((2**18,), "cpu").clone()  # a view of the block, which is reused
+    assert set(mask.unique().tolist()) <= {0.0, 1.0}
+    # Each 64-bit word gives four masks: every one of its 16-bit lanes must keep 1 - p.
+    keep_per_lane = mask.view(-1, 4).mean(dim=0)
+    torch.testing.assert_close(keep_per_lane, torch.full((4,), 0.75), rtol=0, atol=0.01)
+    torch.manual_seed(0)
+    assert torch.equal(dropout.train().mask((2**18,), "cpu"), mask)  # seeded by torch's generator
+    monkeypatch.undo()
+    torch.manual_seed(0)
+    assert not torch.equal(dropout.train().mask((2**18,), "cpu"), mask)  # numpy's bits, not these
+
+
+def test_periodic_embedding_passes_two_valued_features_through():
+    torch.manual_seed(0)
+    embedding = PeriodicEmbedding(4, embedding_dim=3, passthrough=[3, 1])
+    X = torch.randn(6, 4)
+    out = embedding(X)
+    assert out.shape == (6, 2 * 3 + 2) == (6, embedding.out_features)
+    assert embedding.feature_widths == (3, 3, 1, 1)
+    torch.testing.assert_close(out[:, -2:], X[:, [1, 3]])  # as they are, after the others
+    # The embedded part is the embedding of the other features alone.
+    alone = PeriodicEmbedding(2, embedding_dim=3)
+    alone.load_state_dict(embedding.state_dict())
+    torch.testing.assert_close(out[:, :6], alone(X[:, [0, 2]]))

@@ -74,28 +74,33 @@ def assert_same_predictions(actual, expected, scale):
 
 @pytest.fixture(scope="module")
 def tabular_data():
-    """200 rows: a discrete column (repeated quantiles) and a constant one; target ~100."""
+    """200 rows: a discrete column (repeated quantiles), a constant one and a 0/1 one (both
+    passed through the embedding); target ~100."""
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(200, 4))
+    X = rng.normal(size=(200, 5))
     X[:, 1] = rng.integers(0, 4, size=200)
     X[:, 3] = 2.5
-    y = 100 * np.sin(X[:, 0]) + 30 * X[:, 1] + 10 * X[:, 2] + 1000
+    X[:, 4] = rng.integers(0, 2, size=200)
+    y = 100 * np.sin(X[:, 0]) + 30 * X[:, 1] + 10 * X[:, 2] + 20 * X[:, 4] + 1000
     # Rows beyond the training range in both directions, where the quantiles clip.
     X_new = np.vstack([X, 3 * X, X - 10, X + 10])
     return X, y, X_new
 
 
-@pytest.mark.parametrize("ensemble_size", [1, 3])
+@pytest.mark.parametrize(
+    ("ensemble_size", "ensemble_type"), [(1, "independent"), (3, "independent"), (3, "shared")]
+)
 @pytest.mark.parametrize("embedding", ["periodic", "none"])
 @pytest.mark.parametrize("input_transform", ["quantile", "standard", "none"])
 def test_estimator_graph_predicts_like_predict(
-    tabular_data, input_transform, embedding, ensemble_size
+    tabular_data, input_transform, embedding, ensemble_size, ensemble_type
 ):
     X, y, X_new = tabular_data
     model = tiny_regressor(
         input_transform=input_transform,
         embedding=embedding,
         ensemble_size=ensemble_size,
+        ensemble_type=ensemble_type,
         dropout=0.1,
     )
     fit(model, X, y)

@@ -121,6 +121,18 @@ def test_default_network_is_an_ensemble_with_periodic_embeddings(regression_data
     assert module.output.weight.shape == (4, 16, 1)
 
 
+def test_columns_of_two_values_skip_the_periodic_embedding(regression_data):
+    X, y = regression_data
+    X = np.column_stack([X, (X[:, 0] > 0).astype(float), np.full(len(X), 3.0)])
+    model = small_model(hidden_layer_sizes=(8,), max_epochs=1).fit(X, y)
+    embedding = model.net_.module_.embedding
+    assert embedding.passthrough.tolist() == [X.shape[1] - 2, X.shape[1] - 1]
+    assert embedding.out_features == (X.shape[1] - 2) * 16 + 2
+    # Continued training keeps the network's shape, whatever the new rows hold.
+    model.set_params(warm_start=True).fit(X[:20] * 0 + 1, y[:20])
+    assert model.net_.module_.embedding.passthrough.tolist() == [X.shape[1] - 2, X.shape[1] - 1]
+
+
 def test_dropout_is_off_at_prediction(regression_data):
     X, y = regression_data
     model = small_model(dropout=0.5).fit(X, y)

@@ -165,6 +165,24 @@ def test_quantile_transform_bounds_outliers_and_rare_indicators():
     np.testing.assert_allclose(np.median(Z[:, 0]), 0.0, atol=0.05)
 
 
+def test_weighted_quantiles_count_each_row_by_its_weight():
+    rng = np.random.default_rng(0)
+    X = rng.lognormal(size=(3000, 2)).astype(np.float32)
+    counts = rng.integers(1, 4, size=len(X))
+    repeated = make_input_transformer("quantile", np.repeat(X, counts, axis=0)).transform(X)
+    weighted = make_input_transformer("quantile", X, counts.astype(float)).transform(X)
+    unweighted = make_input_transformer("quantile", X).transform(X)
+    assert np.abs(weighted - repeated).mean() < 0.002 < np.abs(unweighted - repeated).mean()
+    # Equal weights are scikit-learn's quantiles; rows of weight zero are left out.
+    equal = make_input_transformer("quantile", X, np.full(len(X), 0.3)).transform(X)
+    np.testing.assert_array_equal(equal, unweighted)
+    zeros = np.r_[np.ones(2000), np.zeros(1000)]
+    np.testing.assert_array_equal(
+        make_input_transformer("quantile", X, zeros).transform(X),
+        make_input_transformer("quantile", X[:2000]).transform(X),
+    )
+
+
 def test_rmse_curves_are_in_target_units(regression_data):
     X, y = regression_data
     model = exact_model(early_stopping=True, max_epochs=6).fit(X, y)
