@@ -15,6 +15,14 @@ The results of a run are recorded in docs/benchmarks.md.
 
 ``--torch-params '{"dropout": 0.0}'`` evaluates other settings of TorchMLPRegressor (used to
 choose the defaults); ``--models`` and ``--datasets`` restrict the run.
+
+``--suite`` runs the suite of real tables instead (``benchmarks/suite.py``), against CatBoost,
+LightGBM, HistGradientBoosting, MLPRegressor, RealMLP and TabM; it needs the ``bench`` extra::
+
+    python benchmarks/accuracy.py --suite --markdown suite.md --plot docs/_static/suite.png
+
+``--folds 0`` runs the first fold only; ``--peers`` chooses the peers (``none`` for none);
+``--label`` names a TorchMLPRegressor setting in the results cache.
 """
 
 import argparse
@@ -123,7 +131,17 @@ def main():
     parser.add_argument(
         "--torch-params", default="{}", help="JSON dict of TorchMLPRegressor parameters"
     )
-    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument(
+        "--folds",
+        help="number of folds; with --suite, the folds to run "
+        "(comma-separated indices, default all 5)",
+    )
+    parser.add_argument("--suite", action="store_true", help="run the suite of real tables")
+    parser.add_argument("--peers", default="all", help="with --suite: comma-separated peers")
+    parser.add_argument("--label", help="with --suite: name of this TorchMLPRegressor setting")
+    parser.add_argument("--peers-only", action="store_true", help="with --suite: skip ours")
+    parser.add_argument("--rerun", default="", help="with --suite: peers to run again")
+    parser.add_argument("--plot", help="with --suite: save the RMSE-against-time plot here")
     parser.add_argument("--markdown", help="also write the report to this file")
     parser.add_argument("--json", help="also write the raw results to this file")
     args = parser.parse_args()
@@ -131,7 +149,9 @@ def main():
     torch_params = json.loads(args.torch_params)
     if "hidden_layer_sizes" in torch_params:
         torch_params["hidden_layer_sizes"] = tuple(torch_params["hidden_layer_sizes"])
-    folds = KFold(args.folds, shuffle=True, random_state=0)
+    if args.suite:
+        return run_suite(args, torch_params)
+    folds = KFold(int(args.folds or 5), shuffle=True, random_state=0)
     results = {}
     for dataset in args.datasets.split(","):
         X, y = DATASETS[dataset]()
@@ -150,6 +170,35 @@ def main():
     if args.json:
         with open(args.json, "w") as out:
             json.dump(results, out, indent=1)
+
+
+def run_suite(args, torch_params):
+    import suite
+
+    datasets = (
+        list(suite.SUITE) if args.datasets == ",".join(DATASETS) else args.datasets.split(",")
+    )
+    folds = [int(f) for f in args.folds.split(",")] if args.folds else list(range(5))
+    all_peers = suite.make_peers()
+    peers = {"all": list(all_peers), "none": []}.get(args.peers, args.peers.split(","))
+    ours = "TorchMLPRegressor" + (f" {args.label}" if args.label else "")
+    jobs = {name: (*all_peers[name], False) for name in peers}
+    if not args.peers_only:
+        jobs[ours] = (
+            lambda: TorchMLPRegressor(**{"random_state": 0, **torch_params}),
+            "torch",
+            True,
+        )
+    cache = suite.run(jobs, datasets, folds, suite.load_cache(), rerun=args.rerun.split(","))
+    text = suite.report(cache, ours, [p for p in all_peers if p != ours], datasets, folds)
+    if torch_params:
+        text += f"\n\n`{ours}`: `--torch-params '{args.torch_params}'`"
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as out:
+            out.write(text + "\n")
+    if args.plot:
+        suite.plot(cache, [ours, *all_peers], datasets, folds, args.plot)
 
 
 if __name__ == "__main__":
