@@ -155,8 +155,8 @@ class PeriodicEmbedding(nn.Module):
         self, n_features, n_frequencies=16, embedding_dim=16, frequency_scale=0.1, passthrough=()
     ):
         super().__init__()
-        passthrough = sorted(set(int(index) for index in passthrough))
-        embedded = [index for index in range(n_features) if index not in set(passthrough)]
+        passthrough = sorted({int(index) for index in passthrough})
+        embedded = sorted(set(range(n_features)).difference(passthrough))
         self.frequency_scale = frequency_scale
         self.frequencies = nn.Parameter(torch.empty(len(embedded), n_frequencies))
         self.weight = nn.Parameter(torch.empty(len(embedded), 2 * n_frequencies, embedding_dim))

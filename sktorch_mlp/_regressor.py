@@ -858,7 +858,7 @@ def _two_valued_columns(X):
     if len(X) == 0:
         return []
     low, high = X.min(axis=0), X.max(axis=0)
-    # Column by column blocks keep the comparison's temporaries small on a large X.
+    # Blocks of rows keep the comparison's temporaries small on a large X.
     two_valued = np.ones(X.shape[1], dtype=bool)
     for rows in range(0, len(X), 65_536):
         block = X[rows : rows + 65_536]
