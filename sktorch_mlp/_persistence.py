@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from skorch.history import History
 
-from ._device import device_for_loading
-from ._engine import build_net
 from ._seeding import seeded_torch_rng
+from ._training.device import device_for_loading
+from ._training.net import build_net
 
 # What skops.io reports as untrusted in a saved Pipeline of scikit-learn preprocessing and our
 # estimator: this package's classes, and numpy.dtype, which SimpleImputer stores and skops
@@ -67,7 +67,7 @@ def restore_net(state, config, device):
         ``device``, ``verbose`` and ``validation_data``.
     device : str
         The device the model was trained on; the net is rebuilt on
-        :func:`~sktorch_mlp._device.device_for_loading`'s choice for it.
+        :func:`~sktorch_mlp._training.device.device_for_loading`'s choice for it.
 
     Returns
     -------

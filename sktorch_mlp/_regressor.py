@@ -1,6 +1,6 @@
 """The scikit-learn facade: parameters, input validation and fitted attributes.
 
-Training itself is delegated to a skorch net (see ``_engine.py``), which is built
+Training itself is delegated to a skorch net (see ``_training/net.py``), which is built
 in ``fit`` and kept as the fitted attribute ``net_``.
 """
 
@@ -18,17 +18,17 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from ._device import DeviceName, resolve_device
-from ._engine import build_net
-from ._faults import (
+from ._persistence import net_state, restore_net
+from ._scaling import ColumnStandardizer, make_input_transformer
+from ._seeding import seeded_torch_rng
+from ._training.device import DeviceName, resolve_device
+from ._training.faults import (
     InconsistentVersionWarning,
     is_out_of_memory,
     out_of_memory_error,
     release_cached_memory,
 )
-from ._persistence import net_state, restore_net
-from ._scaling import ColumnStandardizer, make_input_transformer
-from ._seeding import seeded_torch_rng
+from ._training.net import build_net
 from ._uncertainty import prediction_spread
 from ._validation_split import merge_and_split
 

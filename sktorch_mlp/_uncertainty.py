@@ -12,8 +12,8 @@ target, and it is not calibrated: see the docs' uncertainty page.
 import numpy as np
 import torch
 
-from ._engine import EVAL_BATCH_SIZE
 from ._seeding import seeded_torch_rng
+from ._training.net import EVAL_BATCH_SIZE
 
 
 def prediction_spread(net, X, n_passes, seed):

@@ -18,7 +18,8 @@ from sklearn.preprocessing._data import BOUNDS_THRESHOLD
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from ._module import EnsembleLinear, PeriodicEmbedding
+from ._network.embeddings import PeriodicEmbedding
+from ._network.ensembling import EnsembleLinear
 from ._regressor import TorchMLPRegressor
 from ._scaling import ColumnStandardizer, QuantileNormalizer
 

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from sktorch_mlp import TorchMLPRegressor, _engine
-from sktorch_mlp._backprop import mse_backprop
-from sktorch_mlp._engine import MSELoss
-from sktorch_mlp._module import MLP
+from sktorch_mlp import TorchMLPRegressor
+from sktorch_mlp._network.mlp import MLP
+from sktorch_mlp._training import net as training_net
+from sktorch_mlp._training.backprop import mse_backprop
+from sktorch_mlp._training.net import MSELoss
 
 CONFIGURATIONS = list(
     itertools.product(
@@ -85,7 +86,7 @@ def test_training_by_hand_matches_training_with_autograd(monkeypatch, regression
         return model.fit(X, y, sample_weight=sample_weight)
 
     by_hand = fit()
-    monkeypatch.setattr(_engine, "mse_backprop", autograd_backprop)
+    monkeypatch.setattr(training_net, "mse_backprop", autograd_backprop)
     with_autograd = fit()
     np.testing.assert_allclose(by_hand.predict(X), with_autograd.predict(X), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(

@@ -5,7 +5,7 @@ import pytest
 import torch
 from skorch.dataset import Dataset
 
-from sktorch_mlp._batches import TensorBatches, as_tensor, place_on_device, select_rows
+from sktorch_mlp._training.batches import TensorBatches, as_tensor, place_on_device, select_rows
 
 
 def make_dataset(n_samples=10, with_target=True):
@@ -31,7 +31,7 @@ def test_every_sample_once_per_epoch_with_a_partial_last_batch():
 def test_chunked_gathering_yields_the_batches_of_one_permutation(monkeypatch, chunk_elements):
     # Rows are gathered a chunk at a time (several chunks when the chunk is small); the
     # batches are exactly those of slicing one permutation batch by batch.
-    monkeypatch.setattr("sktorch_mlp._batches.CHUNK_ELEMENTS", chunk_elements)
+    monkeypatch.setattr("sktorch_mlp._training.batches.CHUNK_ELEMENTS", chunk_elements)
     dataset = make_dataset(23)
     batches = TensorBatches(dataset, batch_size=4, shuffle=True)
     torch.manual_seed(3)
@@ -130,7 +130,7 @@ def test_shuffled_batches_from_pinned_host_memory_are_copied_from_pinned_chunks(
     batches = TensorBatches(make_dataset(10), batch_size=4, shuffle=True)
     # Where the data set did not fit on the GPU: host-resident, pinned, and copied per chunk.
     pin_calls = fake_pinning(monkeypatch, batches.X, batches.y)
-    monkeypatch.setattr("sktorch_mlp._batches.CHUNK_ELEMENTS", 8)  # chunks of 4 rows
+    monkeypatch.setattr("sktorch_mlp._training.batches.CHUNK_ELEMENTS", 8)  # chunks of 4 rows
     epoch = list(batches)
     assert pin_calls == [4, 4, 4, 4, 2, 2]  # X and y of each chunk
     assert sorted(torch.cat([X for X, _ in epoch])[:, 0].tolist()) == list(range(0, 20, 2))

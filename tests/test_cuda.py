@@ -7,36 +7,36 @@ tensors, in the tests of its module: the branch is forced (a class attribute, a 
 ``torch.cuda`` function or device count) or the function it calls is tested directly. What
 only a GPU can show, and the test here that shows it:
 
-- Dropout masks (``_module.Dropout._draw``). The GPU's path, torch's generator filling int64
-  words split into four 15-bit lanes, runs on the CPU in tests/test_module.py. Whether CUDA's
-  ``random_()`` fills all 63 bits of each word, so that every lane is uniform, is a property
-  of CUDA's kernel: ``test_dropout_masks_on_the_gpu_keep_one_minus_p_in_every_lane``.
-- The fused AdamW step and its flat layout (``_optim``, ``_engine.supports_fused_adamw``).
-  The CPU has its own fused kernel; the fallbacks (no fused kernel, parameters on two
-  devices) are tested in tests/test_optim.py. That CUDA's kernel, called on the flat
-  buffers, updates exactly as ``optimizer.step()`` does: the ``cuda`` case of
-  tests/test_optim.py::test_direct_step_equals_optimizer_step_exactly.
-- Pinned-memory feeding (``_batches``). Page-locking host memory needs the CUDA driver
+- Dropout masks (``_network.dropout.Dropout._draw``). The GPU's path, torch's generator filling
+  int64 words split into four 15-bit lanes, runs on the CPU in tests/test_module.py. Whether
+  CUDA's ``random_()`` fills all 63 bits of each word, so that every lane is uniform, is a
+  property of CUDA's kernel: ``test_dropout_masks_on_the_gpu_keep_one_minus_p_in_every_lane``.
+- The fused AdamW step and its flat layout (``_training.optim``,
+  ``_training.net.supports_fused_adamw``). The CPU has its own fused kernel; the fallbacks (no
+  fused kernel, parameters on two devices) are tested in tests/test_optim.py. That CUDA's
+  kernel, called on the flat buffers, updates exactly as ``optimizer.step()`` does: the ``cuda``
+  case of tests/test_optim.py::test_direct_step_equals_optimizer_step_exactly.
+- Pinned-memory feeding (``_training.batches``). Page-locking host memory needs the CUDA driver
   (``pin_memory`` raises without one), so the CPU tests fake ``is_pinned``/``pin_memory``:
   ``test_gathered_rows_stay_pinned_and_reach_the_gpu`` and, in tests/test_batches.py,
   ``test_host_resident_batches_are_copied_to_the_device``.
-- Autocast and gradient scaling (``_engine.MLPNet._autograd_train_step``). The CPU tests
-  check the device type handed to ``torch.autocast`` and ``GradScaler`` by a net on
-  "cuda:0" and that an overflowing float16 step is skipped; float16 and bfloat16 products
-  on tensor cores, and ``compile="reduce-overhead"`` (CUDA graphs, captured and replayed
-  only on CUDA), need the GPU: ``test_gpu_training_options_train_close_to_float32``.
-- Seeding (``_seeding``). The CPU test fakes ``torch.cuda``'s generator functions; the real
-  CUDA generator, seeded and restored: ``test_seeding_forks_the_training_gpu_generator``.
+- Autocast and gradient scaling (``_training.net.MLPNet._autograd_train_step``). The CPU tests
+  check the device type handed to ``torch.autocast`` and ``GradScaler`` by a net on "cuda:0" and
+  that an overflowing float16 step is skipped; float16 and bfloat16 products on tensor cores,
+  and ``compile="reduce-overhead"`` (CUDA graphs, captured and replayed only on CUDA), need the
+  GPU: ``test_gpu_training_options_train_close_to_float32``.
+- Seeding (``_seeding``). The CPU test fakes ``torch.cuda``'s generator functions; the real CUDA
+  generator, seeded and restored: ``test_seeding_forks_the_training_gpu_generator``.
 - Loading a GPU-saved model on a CPU (``_persistence.restore_net``, ``MLPNet.__setstate__``,
-  ``_device.device_for_loading``). The CPU tests fake what a GPU-trained model records; a
-  model whose tensors really lived on a GPU, loaded by a process that sees none:
+  ``_training.device.device_for_loading``). The CPU tests fake what a GPU-trained model records;
+  a model whose tensors really lived on a GPU, loaded by a process that sees none:
   ``test_fit_on_gpu_predict_on_cpu_only_machine``.
-- Out of memory (``_faults``, ``_batches.place_on_device``). The CPU tests inject
-  ``torch.OutOfMemoryError``; the CUDA allocator failing for real, and its cached memory
+- Out of memory (``_training.faults``, ``_training.batches.place_on_device``). The CPU tests
+  inject ``torch.OutOfMemoryError``; the CUDA allocator failing for real, and its cached memory
   given back: ``test_gpu_out_of_memory_says_what_to_change_and_frees_the_memory`` and
   ``test_no_gpu_memory_left_held_after_fit_and_predict``.
-- The device parameter (``_device.resolve_device``). The CPU tests fake the GPU count; a real
-  GPU: ``test_auto_device_picks_the_gpu`` and ``test_explicit_cuda_device``.
+- The device parameter (``_training.device.resolve_device``). The CPU tests fake the GPU count;
+  a real GPU: ``test_auto_device_picks_the_gpu`` and ``test_explicit_cuda_device``.
 """
 
 import gc
@@ -50,9 +50,9 @@ import pytest
 import torch
 
 from sktorch_mlp import TorchMLPRegressor
-from sktorch_mlp._batches import select_rows
-from sktorch_mlp._module import Dropout
+from sktorch_mlp._network.dropout import Dropout
 from sktorch_mlp._seeding import seeded_torch_rng
+from sktorch_mlp._training.batches import select_rows
 
 # Skipped without a GPU by tests/conftest.py.
 pytestmark = pytest.mark.cuda

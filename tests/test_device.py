@@ -6,7 +6,7 @@ The CUDA branches run here on any machine, with the number of visible GPUs faked
 import pytest
 import torch
 
-from sktorch_mlp._device import device_for_loading, resolve_device
+from sktorch_mlp._training.device import device_for_loading, resolve_device
 
 
 @pytest.fixture

@@ -16,9 +16,11 @@ from sklearn.exceptions import InconsistentVersionWarning as SklearnInconsistent
 from skorch.callbacks import Callback
 
 import sktorch_mlp
-from sktorch_mlp import TorchMLPRegressor, _engine, _faults, _regressor
-from sktorch_mlp._faults import InconsistentVersionWarning
-from sktorch_mlp._module import MLP
+from sktorch_mlp import TorchMLPRegressor, _regressor
+from sktorch_mlp._network.mlp import MLP
+from sktorch_mlp._training import faults as training_faults
+from sktorch_mlp._training import net as training_net
+from sktorch_mlp._training.faults import InconsistentVersionWarning
 
 rng = np.random.default_rng(0)
 X = rng.normal(size=(40, 3))
@@ -246,7 +248,7 @@ def raise_in_forward(monkeypatch, error):
         raise error
 
     monkeypatch.setattr(MLP, "forward", forward)
-    monkeypatch.setattr(_engine, "mse_backprop", forward)
+    monkeypatch.setattr(training_net, "mse_backprop", forward)
 
 
 def test_gpu_out_of_memory_in_fit_says_what_to_change(monkeypatch):
@@ -307,7 +309,7 @@ def test_cached_gpu_memory_is_given_back_only_where_there_is_some(
     emptied = []
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: initialized)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
-    _faults.release_cached_memory(device)
+    training_faults.release_cached_memory(device)
     assert emptied == ([True] if released else [])
 
 

@@ -6,7 +6,9 @@ import pickle
 import pytest
 import torch
 
-from sktorch_mlp._module import MLP, Dropout, PeriodicEmbedding
+from sktorch_mlp._network.dropout import Dropout
+from sktorch_mlp._network.embeddings import PeriodicEmbedding
+from sktorch_mlp._network.mlp import MLP
 
 
 def test_blocks_and_output_layer():

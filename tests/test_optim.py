@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from sktorch_mlp import TorchMLPRegressor, _engine, _optim
-from sktorch_mlp._engine import supports_fused_adamw
-from sktorch_mlp._optim import adamw_step
+from sktorch_mlp import TorchMLPRegressor
+from sktorch_mlp._training import net as training_net
+from sktorch_mlp._training import optim as training_optim
+from sktorch_mlp._training.net import supports_fused_adamw
+from sktorch_mlp._training.optim import adamw_step
 
 
 def make_params(device="cpu"):
@@ -39,7 +41,7 @@ def train(step, n_steps=6, reload_at=None, device="cpu", **options):
 def test_direct_step_equals_optimizer_step_exactly(reload_at, device):
     expected, expected_optimizer = train(torch.optim.AdamW.step, reload_at=reload_at, device=device)
     params, optimizer = train(adamw_step, reload_at=reload_at, device=device)
-    assert _optim._layouts.get(optimizer) is not None  # the direct step ran, on its buffers
+    assert training_optim._layouts.get(optimizer) is not None  # the direct step ran, on its buffers
     for param, reference in zip(params, expected, strict=True):
         assert torch.equal(param, reference)
         state, reference_state = optimizer.state[param], expected_optimizer.state[reference]
@@ -96,9 +98,11 @@ def assert_same_training(actual, expected):
 
 def test_flat_layout_is_built_once_and_updates_exactly(monkeypatch):
     builds = []
-    original_init = _optim.FlatLayout.__init__
+    original_init = training_optim.FlatLayout.__init__
     monkeypatch.setattr(
-        _optim.FlatLayout, "__init__", lambda self, opt: builds.append(original_init(self, opt))
+        training_optim.FlatLayout,
+        "__init__",
+        lambda self, opt: builds.append(original_init(self, opt)),
     )
     params, optimizer = train_writing_gradients_in_place(adamw_step)
     assert len(builds) == 1
@@ -155,7 +159,7 @@ def epoch_steps():
 
     def step(optimizer):
         if optimizer not in runs:
-            runs[optimizer] = _optim.AdamWSteps(optimizer)
+            runs[optimizer] = training_optim.AdamWSteps(optimizer)
         runs[optimizer]()
 
     return step
@@ -167,8 +171,8 @@ def decay_learning_rate(index, params, optimizer):
 
 def test_steps_checked_once_per_epoch_update_exactly_like_optimizer_step(monkeypatch):
     checks = []
-    original = _optim.adamw_step
-    monkeypatch.setattr(_optim, "adamw_step", lambda opt: checks.append(1) or original(opt))
+    original = training_optim.adamw_step
+    monkeypatch.setattr(training_optim, "adamw_step", lambda opt: checks.append(1) or original(opt))
     actual = train_writing_gradients_in_place(epoch_steps(), between_steps=decay_learning_rate)
     # The first step creates the state, the second builds the layout; then no checks.
     assert len(checks) == 2
@@ -188,7 +192,7 @@ def test_parameters_on_two_devices_fall_back_to_optimizer_step():
     # The meta device stands in for a GPU: a second device, without needing one.
     params = [torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2, device="meta"))]
     optimizer = torch.optim.AdamW(params)
-    assert not _optim.FlatLayout.possible(optimizer)  # decided before any state is read
+    assert not training_optim.FlatLayout.possible(optimizer)  # decided before any state is read
 
 
 def test_fused_adamw_is_used_only_where_the_device_has_a_fused_kernel():
@@ -203,9 +207,9 @@ def test_training_without_a_fused_kernel_steps_through_torch_optim(monkeypatch):
     params = dict(hidden_layer_sizes=(8,), ensemble_size=1, embedding="none", max_epochs=3)
     params.update(early_stopping=False, random_state=0, device="cpu")
     fused = TorchMLPRegressor(**params).fit(X, y)
-    monkeypatch.setattr(_engine, "supports_fused_adamw", lambda device: False)
+    monkeypatch.setattr(training_net, "supports_fused_adamw", lambda device: False)
     model = TorchMLPRegressor(**params).fit(X, y)
     assert not model.net_.optimizer_.param_groups[0]["fused"]
-    assert _optim._layouts.get(model.net_.optimizer_) is None
+    assert training_optim._layouts.get(model.net_.optimizer_) is None
     # The same update, rounded differently.
     np.testing.assert_allclose(model.predict(X), fused.predict(X), rtol=1e-4, atol=1e-4)

@@ -13,7 +13,8 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from sktorch_mlp import TorchMLPRegressor, _engine
+from sktorch_mlp import TorchMLPRegressor
+from sktorch_mlp._training import net as training_net
 
 OUR_TYPES = {
     "sktorch_mlp._regressor.TorchMLPRegressor",
@@ -130,7 +131,7 @@ def test_gpu_optimizer_flags_give_way_to_the_loading_machine(regression_data, mo
     model = small_model(max_epochs=2).fit(X, y)
     # Saved with a fused optimizer (as on a GPU), loaded where the device has no fused kernel.
     payload = pickle.dumps(model)
-    monkeypatch.setattr(_engine, "supports_fused_adamw", lambda device: False)
+    monkeypatch.setattr(training_net, "supports_fused_adamw", lambda device: False)
     restored = pickle.loads(payload)
     assert model.net_.optimizer_.param_groups[0]["fused"]
     assert not restored.net_.optimizer_.param_groups[0]["fused"]

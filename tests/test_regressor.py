@@ -12,7 +12,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from sktorch_mlp import TorchMLPRegressor
-from sktorch_mlp._module import PeriodicEmbedding
+from sktorch_mlp._network.embeddings import PeriodicEmbedding
 
 
 def small_model(**params):

@@ -3,7 +3,7 @@
 At tabular batch sizes a training step is paid per tensor operation, not per number:
 autograd records and replays every operation, and each ``nn.Module`` call adds its own
 dispatch. :func:`mse_backprop` computes the (weighted) mean squared error of an
-:class:`~sktorch_mlp._module.MLP` and the gradient of every parameter with few
+:class:`~sktorch_mlp._network.mlp.MLP` and the gradient of every parameter with few
 operations:
 
 - each layer adds its bias inside the matrix product (``addmm``/``baddbmm``);

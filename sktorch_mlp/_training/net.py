@@ -1,7 +1,7 @@
 """The skorch engine behind :class:`~sktorch_mlp.TorchMLPRegressor`.
 
 skorch owns the training loop (epochs, batches, callbacks, history). This module
-configures it: the :class:`~sktorch_mlp._module.MLP`, a (weighted) MSE loss, AdamW,
+configures it: the :class:`~sktorch_mlp._network.mlp.MLP`, a (weighted) MSE loss, AdamW,
 batches fed from device-resident tensors, a learning-rate schedule, and early
 stopping on a held-out validation set; and it replaces the training step with one
 whose backward pass and optimizer step skip autograd's and torch.optim's per-call
@@ -19,13 +19,13 @@ from skorch.helper import predefined_split
 from torch import nn
 from torch.func import functional_call
 
-from ._backprop import mse_backprop
-from ._batches import TensorBatches
-from ._device import device_for_loading
-from ._faults import TrainingGuard
-from ._module import MLP
-from ._optim import AdamWSteps, adamw_step
-from ._progress import progress_callbacks
+from .._network.mlp import MLP
+from .backprop import mse_backprop
+from .batches import TensorBatches
+from .device import device_for_loading
+from .faults import TrainingGuard
+from .optim import AdamWSteps, adamw_step
+from .progress import progress_callbacks
 
 # Prediction and validation keep no activations for a backward pass, so batches can be large.
 EVAL_BATCH_SIZE = 8192
