@@ -26,6 +26,8 @@ SKOPS_EXPECTED_TYPES = frozenset(
         "sktorch_mlp._regressor.TorchMLPRegressor",
         "sktorch_mlp._scaling.ColumnStandardizer",
         "sktorch_mlp._scaling.QuantileNormalizer",
+        "sktorch_mlp._tabular.CategoricalColumns",
+        "sktorch_mlp._tabular.MissingValues",
     }
 )
 

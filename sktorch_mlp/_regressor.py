@@ -16,11 +16,20 @@ import torch
 from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    _check_y,
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    validate_data,
+)
 
 from ._persistence import net_state, restore_net
 from ._scaling import ColumnStandardizer, make_input_transformer
 from ._seeding import seeded_torch_rng
+from ._tabular import NUMERIC_INFERRED, CategoricalColumns, MissingValues
+from ._tabular import resolve as resolve_categorical
 from ._training.device import DeviceName, resolve_device
 from ._training.faults import (
     InconsistentVersionWarning,
@@ -48,9 +57,12 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
     Inputs are rescaled internally (see ``input_transform``) and each target
     column is standardized, with predictions mapped back, so targets in dollars
     train as well as targets near one, and a forgotten scaler does not ruin the
-    fit. Missing values and categorical columns must still be handled before,
-    for example with a :class:`~sklearn.compose.ColumnTransformer` in a
-    :class:`~sklearn.pipeline.Pipeline`.
+    fit. A DataFrame can be passed as it is: its categorical columns are
+    embedded (one learned vector per category) and missing numbers are filled
+    with the training median and flagged (see ``categorical_features`` and
+    ``handle_missing``); a :class:`~sklearn.compose.ColumnTransformer` in a
+    :class:`~sklearn.pipeline.Pipeline` remains the way to choose the encoding
+    yourself.
 
     Parameters
     ----------
@@ -142,6 +154,27 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         tames skewed columns and outliers; "standard" subtracts the mean and
         divides by the standard deviation; "none" uses the inputs as given.
 
+    categorical_features : "from_dtype", array-like of str, int or bool, or None, \
+default="from_dtype"
+        Which columns hold categories. Each is embedded inside the network: every
+        category seen in :meth:`fit` gets a learned vector (an embedding, of size 16),
+        missing values are a category of their own, and a category not seen in
+        training maps to a reserved "unknown" vector rather than an error.
+        "from_dtype": the DataFrame columns of pandas ``category`` dtype, and the
+        ``object`` and ``string`` columns that do not hold numbers (none for arrays).
+        A list of column names, of column indices, or a boolean mask over the
+        columns names them explicitly (numbers can then be categories too, such as
+        postcodes). None or an empty list: no categorical columns, every column must
+        be numeric.
+
+    handle_missing : {"impute", "error"}, default="impute"
+        What to do with missing values (NaN) in numeric columns. "impute": fill
+        them with the column's median in the training data, and add a 0/1 column
+        marking them for each column that had missing values in :meth:`fit` (a NaN
+        at prediction time in a column that had none is filled with its median,
+        and no other row changes). "error": refuse them with a ValueError, to be
+        handled before (for example with a ``SimpleImputer``).
+
     warm_start : bool, default=False
         If True, :meth:`fit` continues from the weights of the previous fit
         (with a fresh optimizer), keeping the input transformation and target
@@ -190,6 +223,16 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
 
     n_outputs_ : int
         Number of regression targets.
+
+    is_categorical_ : ndarray of bool, of shape (`n_features_in_`,)
+        Which columns were taken as categorical (``categorical_features``).
+
+    categories_ : list of ndarray
+        The categories seen in :meth:`fit` in each categorical column, in the order
+        of the columns, sorted, missing values excluded (like
+        :attr:`sklearn.preprocessing.OneHotEncoder.categories_`). Later calls of
+        :meth:`partial_fit` or ``warm_start`` fits keep them: categories they meet
+        for the first time are treated as unknown.
 
     n_iter_ : int
         Number of epochs run.
@@ -258,6 +301,8 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "embedding": [StrOptions({"none", "periodic"})],
         "ensemble_size": [Interval(Integral, 1, None, closed="left")],
+        "categorical_features": ["array-like", StrOptions({"from_dtype"}), None],
+        "handle_missing": [StrOptions({"impute", "error"})],
         "ensemble_type": [StrOptions({"independent", "shared"})],
         "mc_dropout_passes": [Interval(Integral, 2, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
@@ -297,6 +342,8 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         n_iter_no_change=20,
         tol=1e-4,
         input_transform="quantile",
+        categorical_features="from_dtype",
+        handle_missing="impute",
         warm_start=False,
         device="auto",
         mixed_precision=None,
@@ -320,6 +367,8 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.input_transform = input_transform
+        self.categorical_features = categorical_features
+        self.handle_missing = handle_missing
         self.warm_start = warm_start
         self.device = device
         self.mixed_precision = mixed_precision
@@ -336,8 +385,9 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Training data: numeric, without missing values.
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            Training data: numbers, and in a DataFrame categorical columns too (see
+            ``categorical_features``); missing numbers as NaN (see ``handle_missing``).
 
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Target values. A 2-D ``y`` trains one output per column.
@@ -455,11 +505,14 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
                 "(dropout=0.0). Refit with dropout > 0 (for example 0.1, for Monte-Carlo "
                 "dropout) or ensemble_size > 1."
             )
-        _check_numeric_columns(X)
-        X = validate_data(self, X, accept_sparse=_SPARSE_FORMATS, dtype=np.float64, reset=False)
+        X, codes = self._validated_inputs(X, reset=False, dtype=np.float64)
         X = _to_dense(X, np.float64)
+        if self._missing_values is not None:
+            X = self._missing_values.transform(X)
         if self._input_transformer is not None:
             X = self._input_transformer.transform(X, dtype=np.float64)
+        if codes is not None:
+            X = np.concatenate([X, codes], axis=1)
         try:
             # The float64 forward pass swaps the module's weights for a while: one at a time.
             with self._predict_lock, torch.inference_mode():
@@ -518,6 +571,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        tags.input_tags.allow_nan = self.handle_missing == "impute"
         tags.target_tags.multi_output = True
         return tags
 
@@ -542,6 +596,11 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
                 ),
                 stacklevel=2,
             )
+        # Models pickled before raw tables were taken in: all-numeric, missing values refused.
+        state.setdefault("_categorical_columns", None)
+        state.setdefault("_missing_values", None)
+        state.setdefault("handle_missing", "error")
+        state.setdefault("categorical_features", None)
         super().__setstate__(state)
         if "net_" in state:
             # A GPU-trained model comes back on the CPU when this machine has no GPU.
@@ -553,17 +612,15 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         """Validate the data, then train a new or resumed net; shared by fit and partial_fit."""
         hidden_layer_sizes = self._checked_hidden_layer_sizes()
         device = resolve_device(self.device)
-        _check_numeric_columns(X)
         _check_numeric_columns(y, "y")
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            reset=not resume,
-            accept_sparse=_SPARSE_FORMATS,
-            dtype=(np.float32, np.float64),
-            multi_output=True,
-            y_numeric=True,
+        if resume:
+            categorical, missing_values = self._categorical_columns, self._missing_values
+        else:
+            indices = resolve_categorical(X, self.categorical_features)
+            categorical = CategoricalColumns(X, indices) if indices else None
+            missing_values = None  # learned below, from the validated numbers
+        X, codes, y = self._validated_inputs(
+            X, y, reset=not resume, categorical=categorical, dtype=(np.float32, np.float64)
         )
         _check_float32_range(X.data if sp.issparse(X) else X, "X")
         X = _to_dense(X, np.float32)
@@ -581,6 +638,14 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
             sample_weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
             # Only relative weights matter; at most 1, their sums cannot overflow.
             sample_weight = sample_weight / sample_weight.max()
+        if not resume and self.handle_missing == "impute":
+            missing_values = MissingValues(X, sample_weight)
+        if missing_values is not None:
+            X = missing_values.transform(X)
+        n_codes = 0 if codes is None else codes.shape[1]
+        if n_codes:
+            # Codes are small integers, exact in float32: they travel with their rows.
+            X = np.concatenate([X, codes.astype(np.float32)], axis=1)
 
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
@@ -597,7 +662,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
             target_standardizer = self._target_standardizer
         else:
             input_transformer = make_input_transformer(
-                self.input_transform, X, sample_weight, random_state=seed
+                self.input_transform, X[:, : X.shape[1] - n_codes], sample_weight, random_state=seed
             )
             target_standardizer = ColumnStandardizer(y, sample_weight)
 
@@ -615,14 +680,15 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         if input_transformer is not None:
             # In place when the split already copied X, else into one new array.
             owned = validation_data is not None
-            X = input_transformer.transform(X, copy=not owned)
+            X = _transform_numbers(input_transformer, X, n_codes, copy=not owned)
             if validation_data is not None:
-                validation_data = (input_transformer.transform(X_valid, copy=False), y_valid)
+                X_valid = _transform_numbers(input_transformer, X_valid, n_codes, copy=False)
+                validation_data = (X_valid, y_valid)
 
         if resume:
             passthrough_features = self._net_config.get("passthrough_features", [])
         else:
-            passthrough_features = _two_valued_columns(X)
+            passthrough_features = _two_valued_columns(X[:, : X.shape[1] - n_codes])
 
         # Plain values only: saved with the model, to rebuild the net when it is loaded.
         net_config = dict(
@@ -634,6 +700,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
             ensemble_size=int(self.ensemble_size),
             ensemble_type=self.ensemble_type,
             passthrough_features=passthrough_features,
+            category_sizes=[] if categorical is None else categorical.category_sizes,
             lr=float(self.lr),
             lr_schedule="constant" if streaming else self.lr_schedule,
             weight_decay=float(self.weight_decay),
@@ -690,8 +757,55 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         self._target_ndim = target_ndim
         self._input_transformer = input_transformer
         self._target_standardizer = target_standardizer
+        self._categorical_columns = categorical
+        self._missing_values = missing_values
+        self.is_categorical_ = np.zeros(self.n_features_in_, dtype=bool)
+        if categorical is not None:
+            self.is_categorical_[categorical.indices] = True
+        self.categories_ = [] if categorical is None else list(categorical.categories)
         self._set_training_curves()
         return self
+
+    def _validated_inputs(self, X, y="no_validation", *, reset, dtype, categorical=None):
+        """scikit-learn's validation of (X, y), and the codes of the categorical columns.
+
+        Returns
+        -------
+        X : ndarray or sparse matrix
+            The numeric columns, NaN where missing if missing values are handled.
+        codes : ndarray of float64 or None
+            The categorical columns' codes, None when there are none.
+        y : ndarray
+            Unless ``y`` is "no_validation" (in predict).
+        """
+        if not reset:
+            categorical = self._categorical_columns
+        handles_missing = (
+            self.handle_missing == "impute" if reset else self._missing_values is not None
+        )
+        checks = dict(
+            accept_sparse=_SPARSE_FORMATS,
+            dtype=dtype,
+            ensure_all_finite="allow-nan" if handles_missing else True,
+        )
+        if categorical is None:
+            _check_numeric_columns(X, categorical_features=self.categorical_features)
+            if isinstance(y, str) and y == "no_validation":
+                return validate_data(self, X, reset=reset, **checks), None
+            X, y = validate_data(
+                self, X, y, reset=reset, multi_output=True, y_numeric=True, **checks
+            )
+            return X, None, y
+        # The column names and count, and y's presence; the values are checked below.
+        validate_data(self, X, y, reset=reset, skip_check_array=True)
+        X, codes = categorical.split(X)
+        _check_numeric_columns(X, categorical_features=self.categorical_features)
+        X = check_array(X, ensure_min_features=0, input_name="X", estimator=self, **checks)
+        if isinstance(y, str) and y == "no_validation":
+            return X, codes
+        y = _check_y(y, multi_output=True, y_numeric=True, estimator=self)
+        check_consistent_length(X, y)
+        return X, codes, y
 
     def _checked_hidden_layer_sizes(self):
         sizes = self.hidden_layer_sizes
@@ -756,11 +870,7 @@ def _unchanged_on_error(estimator):
         raise
 
 
-# Values pandas infers for an object column that converts to numbers.
-_NUMERIC_INFERRED = {"integer", "floating", "mixed-integer-float", "decimal", "boolean", "empty"}
-
-
-def _check_numeric_columns(X, name="X"):
+def _check_numeric_columns(X, name="X", categorical_features=None):
     """Name the columns holding categories, text, dates or complex numbers, to encode first."""
     if hasattr(X, "dtypes") and hasattr(X, "columns"):
         columns = [
@@ -776,7 +886,7 @@ def _check_numeric_columns(X, name="X"):
         if isinstance(dtype, pd.CategoricalDtype) or (
             pd.api.types.is_string_dtype(dtype)
             and isinstance(values, pd.Series)
-            and pd.api.types.infer_dtype(values, skipna=True) not in _NUMERIC_INFERRED
+            and pd.api.types.infer_dtype(values, skipna=True) not in NUMERIC_INFERRED
         ):
             text.append(column)
         elif dtype.kind in "mM" or isinstance(dtype, pd.PeriodDtype | pd.IntervalDtype):
@@ -789,8 +899,7 @@ def _check_numeric_columns(X, name="X"):
         remedies.append(
             "A regressor predicts numbers: convert y to numbers, or use a classifier."
             if name == "y"
-            else "Encode categories and text first, for example with a OneHotEncoder in a "
-            "ColumnTransformer placed before the regressor in a Pipeline."
+            else _encode_remedy(categorical_features)
         )
     if temporal:
         problems.append(_holding(name, temporal, "dates, times or intervals"))
@@ -809,6 +918,29 @@ def _check_numeric_columns(X, name="X"):
             f"TorchMLPRegressor needs real numbers, but {' and '.join(problems)}. "
             + " ".join(remedies)
         )
+
+
+def _encode_remedy(categorical_features):
+    if isinstance(categorical_features, str):  # "from_dtype", which found none in this X
+        return (
+            "Pass X as a DataFrame (categorical_features='from_dtype' finds its category, "
+            "object and string columns) or list these columns in categorical_features, or "
+            "encode them first, for example with a OneHotEncoder in a ColumnTransformer "
+            "placed before the regressor in a Pipeline."
+        )
+    return (
+        "List these columns in categorical_features to embed them, or encode categories and "
+        "text first, for example with a OneHotEncoder in a ColumnTransformer placed before "
+        "the regressor in a Pipeline."
+    )
+
+
+def _transform_numbers(transformer, X, n_codes, copy):
+    """The input transformation of the numeric columns; the codes after them stay as they are."""
+    if not n_codes:
+        return transformer.transform(X, copy=copy)
+    numbers = transformer.transform(X[:, :-n_codes])
+    return np.concatenate([numbers, X[:, -n_codes:]], axis=1)
 
 
 def _holding(name, columns, what):

@@ -459,6 +459,16 @@ def _tensor_type(dtype):
 
 def _emit_prediction(graph, model, X):
     """``model.predict`` on the input named ``X``, as (n_samples, n_outputs)."""
+    if getattr(model, "_categorical_columns", None) is not None:
+        raise ValueError(
+            "ONNX export does not support categorical columns embedded by the model "
+            f"(is_categorical_ marks {int(model.is_categorical_.sum())}); fit a Pipeline that "
+            "one-hot encodes them (a OneHotEncoder in a ColumnTransformer) before a "
+            "TorchMLPRegressor with categorical_features=None, and export the Pipeline."
+        )
+    missing_values = getattr(model, "_missing_values", None)
+    if missing_values is not None:
+        X = _emit_missing_values(graph, missing_values, X)
     transformer = model._input_transformer
     if isinstance(transformer, QuantileNormalizer):
         # QuantileNormalizer rounds the inputs to float32 and lets scikit-learn transform them
@@ -602,6 +612,19 @@ def _emit_polynomial(graph, coefficients, x):
     for coefficient in coefficients[-2::-1]:
         total = graph.node("Add", graph.node("Mul", total, x), graph.constant(coefficient))
     return total
+
+
+def _emit_missing_values(graph, missing_values, X):
+    """NaN replaced by the training medians, then the indicator columns: ``MissingValues``."""
+    is_missing = graph.node("IsNaN", X)
+    filled = graph.node("Where", is_missing, graph.constant(missing_values.medians), X)
+    if not missing_values.n_indicators:
+        return filled
+    flags = graph.node(
+        "Gather", is_missing, graph.constant(missing_values.indicated.tolist()), axis=1
+    )
+    indicators = graph.node("Cast", flags, to=_tensor_type(graph.dtype))
+    return graph.node("Concat", filled, indicators, axis=1)
 
 
 def _emit_network(graph, module, X):

@@ -69,6 +69,34 @@ def test_gradients_loss_and_predictions_match_autograd(
         assert not torch.allclose(y_pred.reshape(without_dropout.shape), without_dropout)
 
 
+@pytest.mark.parametrize("embedding", ["none", "periodic"])
+@pytest.mark.parametrize("ensemble", [(1, "independent"), (3, "independent"), (3, "shared")])
+def test_gradients_of_category_vectors_match_autograd(embedding, ensemble):
+    # Two numeric columns, then codes of two categorical columns (tables of 4 and 3 rows).
+    torch.manual_seed(0)
+    ensemble_size, ensemble_type = ensemble
+    module = MLP(
+        4,
+        1,
+        (8,),
+        0.0,
+        embedding=embedding,
+        ensemble_size=ensemble_size,
+        ensemble_type=ensemble_type,
+        category_sizes=(4, 3),
+    ).train()
+    codes = torch.stack([torch.randint(1, 4, (12,)), torch.randint(0, 3, (12,))], dim=1)
+    X, y = torch.cat([torch.randn(12, 2), codes.float()], dim=1), torch.randn(12, 1)
+    autograd_backprop(module, X, y)
+    expected = {name: p.grad.clone() for name, p in module.named_parameters()}
+    mse_backprop(module, X, y)
+    for name, parameter in module.named_parameters():
+        torch.testing.assert_close(parameter.grad, expected[name], rtol=1e-5, atol=1e-6, msg=name)
+    # Only the rows of categories in the batch learn: row 0 of the first table is unused.
+    table = module.embedding.categories.weight.grad
+    assert torch.all(table[0] == 0) and torch.any(table[1:4] != 0)
+
+
 @pytest.mark.parametrize(
     "params",
     [dict(dropout=0.2), dict(sample_weight=True), dict(ensemble_size=3, ensemble_type="shared")],

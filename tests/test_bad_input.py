@@ -53,7 +53,11 @@ def frame_with(column):
 
 # (call on a fitted model, exception type, pattern the message must match)
 FIT_CASES = {
-    "X with NaN": (lambda m: m.fit(with_value(X, np.nan), y), ValueError, "Input X contains NaN"),
+    "X with NaN, missing values refused": (
+        lambda m: m.set_params(handle_missing="error").fit(with_value(X, np.nan), y),
+        ValueError,
+        "Input X contains NaN",
+    ),
     "X with inf": (
         lambda m: m.fit(with_value(X, np.inf), y),
         ValueError,
@@ -85,8 +89,8 @@ FIT_CASES = {
         ValueError,
         r"too small for dtype\('float32'\).*divide the predictions",
     ),
-    "sparse X with NaN": (
-        lambda m: m.fit(sp.csr_matrix(with_value(X, np.nan)), y),
+    "sparse X with NaN, missing values refused": (
+        lambda m: m.set_params(handle_missing="error").fit(sp.csr_matrix(with_value(X, np.nan)), y),
         ValueError,
         "Input X contains NaN",
     ),
@@ -129,15 +133,52 @@ FIT_CASES = {
         ValueError,
         "could not convert string to float",
     ),
-    "text column": (
-        lambda m: m.fit(frame_with(["x", "y"] * 15), y),
+    "text column, no categorical features": (
+        lambda m: m.set_params(categorical_features=None).fit(frame_with(["x", "y"] * 15), y),
         ValueError,
-        r"column\(s\) \['a'\] hold categories or text.*OneHotEncoder",
+        r"column\(s\) \['a'\] hold categories or text.*categorical_features.*OneHotEncoder",
     ),
-    "categorical column": (
-        lambda m: m.fit(frame_with(pd.Categorical(["x", "y"] * 15)), y),
+    "categorical column, no categorical features": (
+        lambda m: m.set_params(categorical_features=[]).fit(
+            frame_with(pd.Categorical(["x", "y"] * 15)), y
+        ),
         ValueError,
         r"\['a'\] hold categories or text",
+    ),
+    "text column of an array": (
+        lambda m: m.fit(np.array(frame_with(["x", "y"] * 15), dtype=object), y),
+        ValueError,
+        r"could not convert string to float",
+    ),
+    "categorical column with only missing values": (
+        lambda m: m.fit(frame_with(pd.Series([None] * 30, dtype=object).astype("category")), y),
+        ValueError,
+        r"categorical column 'a' holds only missing values.*Drop the column, or fill it",
+    ),
+    "categorical column of mixed types": (
+        lambda m: m.fit(frame_with(["x", 1] * 15), y),
+        TypeError,
+        r"column 'a' mixes values of types \['int', 'str'\].*astype\(str\)",
+    ),
+    "categorical features naming a missing column": (
+        lambda m: m.set_params(categorical_features=["z"]).fit(frame_with(X[:, 0]), y),
+        ValueError,
+        r"names columns \['z'\] that X does not have; X's columns are \['a', 'b', 'c'\]",
+    ),
+    "categorical features out of range": (
+        lambda m: m.set_params(categorical_features=[3]).fit(X, y),
+        ValueError,
+        r"column indices \[3\] outside X's 3 columns",
+    ),
+    "categorical features mask of another length": (
+        lambda m: m.set_params(categorical_features=[True, False]).fit(X, y),
+        ValueError,
+        r"one entry per column of X: X has 3 columns, the mask 2",
+    ),
+    "categorical features of a sparse X": (
+        lambda m: m.set_params(categorical_features=[0]).fit(sp.csr_matrix(X), y),
+        ValueError,
+        r"need a dense X",
     ),
     "date column": (
         lambda m: m.fit(frame_with(pd.date_range("2020-01-01", periods=30)), y),
@@ -215,7 +256,6 @@ FIT_CASES = {
 }
 
 PREDICT_CASES = {
-    "X with NaN": (lambda m: m.predict(with_value(X, np.nan)), ValueError, "Input X contains NaN"),
     "X with inf": (
         lambda m: m.predict(with_value(X, np.inf)),
         ValueError,

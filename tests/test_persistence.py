@@ -20,6 +20,7 @@ OUR_TYPES = {
     "sktorch_mlp._regressor.TorchMLPRegressor",
     "sktorch_mlp._scaling.ColumnStandardizer",
     "sktorch_mlp._scaling.QuantileNormalizer",
+    "sktorch_mlp._tabular.MissingValues",
 }
 
 

@@ -77,3 +77,86 @@ class PeriodicEmbedding(nn.Module):
         periodic = torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
         embedded = torch.einsum("nfk,fkd->nfd", periodic, self.weight) + self.bias
         return torch.relu(embedded).flatten(1)
+
+
+class CategoryEmbedding(nn.Module):
+    """A learned vector for each category of each categorical column.
+
+    The columns hold integer codes (as floats, in the network's input): row 0 of a
+    column's table is the "unknown" entry, for categories not seen in training, and
+    starts at zero, the embedding's centre; the other rows start small and random, as
+    in Gorishniy et al. (2021): uniform in ``[-1/sqrt(d), 1/sqrt(d)]``. All tables sit
+    in one matrix, so a batch's lookup is one gather.
+
+    Parameters
+    ----------
+    category_sizes : sequence of int
+        Rows of each column's table: its categories, plus the unknown entry and any
+        other reserved ones.
+    embedding_dim : int, default=16
+        Size of each category's vector.
+
+    Attributes
+    ----------
+    out_features : int
+        ``len(category_sizes) * embedding_dim`` columns.
+    """
+
+    def __init__(self, category_sizes, embedding_dim=16):
+        super().__init__()
+        sizes = [int(size) for size in category_sizes]
+        starts = [sum(sizes[:column]) for column in range(len(sizes))]
+        self.weight = nn.Parameter(torch.empty(sum(sizes), embedding_dim))
+        self.register_buffer("starts", torch.tensor(starts, dtype=torch.long), False)
+        self.out_features = len(sizes) * embedding_dim
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self):
+        """Draw the categories' vectors; zero the unknown entries."""
+        bound = self.weight.shape[1] ** -0.5
+        nn.init.uniform_(self.weight, -bound, bound)
+        self.weight[self.starts] = 0.0
+
+    def forward(self, codes):
+        """Map codes of shape (n_samples, n_columns) to (n_samples, out_features)."""
+        return self.weight[codes.long() + self.starts].flatten(1)
+
+
+class TableEmbedding(nn.Module):
+    """The input of a table with categorical columns: numeric features, then codes.
+
+    The first ``n_numeric`` input columns are numbers, embedded by ``numeric`` (or
+    passed as they are when it is None); the others are categorical codes, looked up
+    in a :class:`CategoryEmbedding`. The output holds the numeric part, then each
+    categorical column's vector.
+
+    Parameters
+    ----------
+    n_numeric : int
+    numeric : PeriodicEmbedding or None
+    categories : CategoryEmbedding
+
+    Attributes
+    ----------
+    out_features : int
+    feature_widths : tuple of int
+        How many output columns each input feature takes, in the order of the output.
+    """
+
+    def __init__(self, n_numeric, numeric, categories):
+        super().__init__()
+        self.n_numeric = n_numeric
+        self.numeric = numeric
+        self.categories = categories
+        numeric_widths = (1,) * n_numeric if numeric is None else numeric.feature_widths
+        dim = categories.weight.shape[1]
+        self.feature_widths = tuple(numeric_widths) + (dim,) * len(categories.starts)
+        self.out_features = sum(self.feature_widths)
+
+    def forward(self, X):
+        """Map (n_samples, n_numeric + n_categorical) to (n_samples, out_features)."""
+        numeric, codes = X[:, : self.n_numeric], X[:, self.n_numeric :]
+        if self.numeric is not None:
+            numeric = self.numeric(numeric)
+        return torch.cat([numeric, self.categories(codes)], dim=1)

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from .dropout import Dropout
-from .embeddings import PeriodicEmbedding
+from .embeddings import CategoryEmbedding, PeriodicEmbedding, TableEmbedding
 from .ensembling import EnsembleLinear
 
 
@@ -46,6 +46,10 @@ class MLP(nn.Module):
     passthrough_features : sequence of int, default=()
         Features that the periodic embedding passes through as they are: those
         with at most two values.
+    category_sizes : sequence of int, default=()
+        One entry per categorical column: the size of its table of learned
+        vectors (:class:`CategoryEmbedding`). These columns come last in the
+        input and hold integer codes; the numeric features come first.
 
     Notes
     -----
@@ -68,17 +72,26 @@ class MLP(nn.Module):
         ensemble_size=1,
         ensemble_type="independent",
         passthrough_features=(),
+        category_sizes=(),
     ):
         super().__init__()
         self.ensemble_size = ensemble_size
-        if embedding == "periodic":
-            self.embedding = PeriodicEmbedding(n_features, passthrough=passthrough_features)
-            width_in = self.embedding.out_features
-            self._feature_widths = self.embedding.feature_widths
+        n_numeric = n_features - len(category_sizes)
+        numeric = (
+            PeriodicEmbedding(n_numeric, passthrough=passthrough_features)
+            if embedding == "periodic"
+            else None
+        )
+        if len(category_sizes):
+            self.embedding = TableEmbedding(n_numeric, numeric, CategoryEmbedding(category_sizes))
         else:
-            self.embedding = nn.Identity()
+            self.embedding = nn.Identity() if numeric is None else numeric
+        if isinstance(self.embedding, nn.Identity):
             width_in = n_features
             self._feature_widths = (1,) * n_features
+        else:
+            width_in = self.embedding.out_features
+            self._feature_widths = self.embedding.feature_widths
         shared = ensemble_type == "shared" and ensemble_size > 1
         self.member_scale = (
             nn.Parameter(torch.empty(ensemble_size, 1, width_in)) if shared else None
