@@ -1,9 +1,9 @@
 """The ``sktorch-mlp`` command line: train on a CSV table, predict with the saved model, or demo.
 
-``sktorch-mlp fit DATA.csv --target COLUMN --out MODEL`` builds the standard preprocessing
-from the column types, trains it with :class:`~sktorch_mlp.TorchMLPRegressor` in one
-``Pipeline``, reports RMSE and saves the fitted pipeline: with skops.io when MODEL ends in
-``.skops``, else with joblib.
+``sktorch-mlp fit DATA.csv --target COLUMN --out MODEL`` trains
+:class:`~sktorch_mlp.TorchMLPRegressor` on the table as it is read (the estimator embeds its text
+columns and fills its missing numbers), reports RMSE and saves the fitted model as a one-step
+``Pipeline``: with skops.io when MODEL ends in ``.skops``, else with joblib.
 ``sktorch-mlp predict MODEL DATA.csv --out PREDICTIONS.csv`` writes one prediction per row.
 ``sktorch-mlp`` alone (or ``sktorch-mlp demo``) trains on the bundled California housing data.
 ``python -m sktorch_mlp`` is the same command.
@@ -32,7 +32,6 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import __version__
 from ._persistence import SKOPS_EXPECTED_TYPES
-from ._preprocessing import make_tabular_preprocessor
 from ._regressor import TorchMLPRegressor
 from .datasets import load_california_housing
 
@@ -158,11 +157,11 @@ def _build_parser():
     fit = commands.add_parser(
         "fit",
         help="train on a CSV table, print train and test RMSE, save the model",
-        description="Train a Pipeline of the standard preprocessing and TorchMLPRegressor on a "
-        "CSV table. Numeric columns are median-imputed and standardized; other columns are "
-        "imputed with their most frequent value and one-hot encoded (categories unseen in "
-        "training are ignored). Prints the RMSE on the training rows and on held-out test "
-        "rows, then saves the fitted pipeline.",
+        description="Train TorchMLPRegressor on a CSV table as it is. Columns that do not hold "
+        "numbers are categorical: each category gets a learned embedding, and categories "
+        "unseen in training map to an 'unknown' one. Missing numbers are filled with the "
+        "column's training median and flagged. Prints the RMSE on the training rows and on "
+        "held-out test rows, then saves the fitted model (a Pipeline of one step).",
     )
     fit.add_argument("data", metavar="DATA.csv", help="the table, with a header line")
     fit.add_argument("--target", required=True, metavar="COLUMN", help="the column to predict")
@@ -306,7 +305,7 @@ def _fit_command(args):
     # predict names its output column after the target.
     pipeline.target_name_ = args.target
     _save_model(pipeline, out)
-    print(f"Saved the fitted pipeline to {out}.")
+    print(f"Saved the fitted model to {out}.")
 
 
 def _predict_command(args):
@@ -337,7 +336,10 @@ def _predict_command(args):
 
 
 def _make_pipeline(regressor):
-    return Pipeline([("prep", make_tabular_preprocessor()), ("mlp", regressor)])
+    # The estimator handles categories and missing values itself: on the accuracy suite
+    # that is as accurate as one-hot encoding in a ColumnTransformer, and faster on wide
+    # tables. A Pipeline keeps the saved files' shape of earlier versions.
+    return Pipeline([("mlp", regressor)])
 
 
 def _fit_and_report(pipeline, train, test, *, format_rmse, print_fn):

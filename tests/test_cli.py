@@ -88,7 +88,9 @@ def test_fit_with_cv_and_no_test_rows(fitted, tmp_path):
     assert "2-fold CV RMSE: " in out and "+/- " in out
     assert "Train RMSE: " in out and "Test RMSE" not in out
     assert err == ""  # verbose=0 silences the progress bar
-    assert joblib.load(model)[-1].n_features_in_ == 5  # 2 numeric + 3 one-hot cities
+    regressor = joblib.load(model)[-1]
+    assert regressor.n_features_in_ == 3  # the table's columns, the city embedded inside
+    assert regressor.is_categorical_.tolist() == [False, False, True]
 
 
 def test_predict_writes_one_prediction_per_row_in_order(fitted, tmp_path):
@@ -104,6 +106,17 @@ def test_predict_writes_one_prediction_per_row_in_order(fitted, tmp_path):
     features = fitted["table"].drop(columns="price")
     expected = joblib.load(fitted["model"]).predict(features)
     np.testing.assert_allclose(written["price"], expected, rtol=1e-12)
+
+
+def test_predict_on_a_table_with_an_unseen_category_and_missing_values(fitted, tmp_path):
+    table = fitted["table"].drop(columns="price").head(3).copy()
+    table["city"] = ["west", None, "north"]  # unseen, missing, seen
+    table.loc[0, "area"] = np.nan
+    table.to_csv(tmp_path / "new.csv", index=False)
+    status, out, err = run(["predict", str(fitted["model"]), str(tmp_path / "new.csv")])
+    assert status == 0, err
+    written = pd.read_csv(io.StringIO(out))
+    assert len(written) == 3 and np.isfinite(written["price"]).all()
 
 
 def test_predict_without_target_with_other_column_order_and_extra_columns(fitted, tmp_path):

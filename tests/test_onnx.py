@@ -262,6 +262,24 @@ def test_registered_converter_serves_skl2onnx_to_onnx_in_float32(tabular_data):
     np.testing.assert_allclose(y_onnx.ravel(), expected, rtol=1e-4, atol=1e-5 * y.std())
 
 
+def test_estimator_graph_fills_missing_values_like_predict():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 3))
+    X[::6, 1] = np.nan  # column 1 gets an indicator; NaN elsewhere only at predict
+    y = np.nan_to_num(X) @ [1.0, 2.0, -1.0]
+    model = fit(tiny_regressor(), X, y)
+    X_new = X[:20].copy()
+    X_new[0, 0] = X_new[1, 2] = np.nan
+    assert_same_predictions(run(to_onnx(model), X_new).ravel(), model.predict(X_new), y.std())
+
+
+def test_embedded_categories_are_refused_naming_the_pipeline_route():
+    table = pd.DataFrame({"a": np.linspace(0, 1, 60), "city": ["north", "south"] * 30})
+    model = fit(tiny_regressor(), table, table["a"].to_numpy())
+    with pytest.raises(ValueError, match=r"does not support categorical columns.*Pipeline"):
+        to_onnx(model, table.head())
+
+
 def test_unfitted_model_raises_not_fitted_error():
     with pytest.raises(NotFittedError):
         to_onnx(TorchMLPRegressor())
