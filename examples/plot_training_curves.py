@@ -9,7 +9,7 @@ model is wrong. This example draws the first with
 :class:`~sktorch_mlp.TrainingCurveDisplay` and the second with scikit-learn's
 :class:`~sklearn.metrics.PredictionErrorDisplay`, for two networks on the
 California housing data: one that takes the features as they are and one with
-periodic embeddings of each feature (the default).
+piecewise-linear embeddings of each feature (the default).
 
 Both displays follow scikit-learn's convention: ``from_estimator`` takes a
 fitted estimator (here a :class:`~sklearn.pipeline.Pipeline` that ends with the
@@ -38,8 +38,8 @@ y_train = y_train.loc[X_train.index]
 # The preprocessing imputes the missing ``total_bedrooms`` values and one-hot
 # encodes ``ocean_proximity``; the regressor rescales every column itself. The
 # two models differ only in ``embedding``: ``"none"`` feeds the rescaled
-# features to the first layer, ``"periodic"`` first passes each one through
-# sines and cosines of learned frequencies.
+# features to the first layer, ``"piecewise"`` first encodes each one on bins
+# and maps the encoding linearly.
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.metrics import root_mean_squared_error
@@ -59,7 +59,7 @@ preprocess = ColumnTransformer(
 )
 
 models = {}
-for embedding in ["none", "periodic"]:
+for embedding in ["none", "piecewise"]:
     # ensemble_size=1 and max_epochs=40 only keep this example quick.
     mlp = TorchMLPRegressor(
         embedding=embedding,
@@ -86,7 +86,7 @@ for embedding in ["none", "periodic"]:
 # (``best_epoch_``). Drawn on the same axes, each with a ``name`` and a colour
 # of its own (dotted for the training curve), the two models can be compared:
 #
-# - With periodic embeddings the validation error is lower from the first
+# - With piecewise-linear embeddings the validation error is lower from the first
 #   epochs on. After 10 to 15 epochs it levels off while the training error
 #   keeps falling: the network starts to fit the noise of its training rows,
 #   and early stopping keeps the weights of the best validation epoch.
@@ -97,7 +97,7 @@ import matplotlib.pyplot as plt
 from sktorch_mlp import TrainingCurveDisplay
 
 fig, ax = plt.subplots(figsize=(7, 4.5))
-colors = {"none": "tab:orange", "periodic": "tab:blue"}
+colors = {"none": "tab:orange", "piecewise": "tab:blue"}
 for embedding, model in models.items():
     TrainingCurveDisplay.from_estimator(
         model,
@@ -125,7 +125,7 @@ plt.show()
 # form the falling diagonal edge at the top of the residual plot.
 from sklearn.metrics import PredictionErrorDisplay
 
-model = models["periodic"]
+model = models["piecewise"]
 fig, (ax_actual, ax_residual) = plt.subplots(1, 2, figsize=(10, 4.5))
 for kind, ax in [
     ("actual_vs_predicted", ax_actual),
@@ -142,6 +142,6 @@ for kind, ax in [
     )
 ax_actual.set_title("Actual against predicted value")
 ax_residual.set_title("Residual against predicted value")
-fig.suptitle("embedding='periodic', 1,000 test rows ($100,000)")
+fig.suptitle("embedding='piecewise', 1,000 test rows ($100,000)")
 fig.tight_layout()
 plt.show()

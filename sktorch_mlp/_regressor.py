@@ -48,11 +48,11 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
     """Multi-layer perceptron regressor trained with PyTorch, used like any scikit-learn regressor.
 
     The network is a stack of ``Linear -> ReLU -> Dropout`` blocks followed by a
-    linear output layer, optionally preceded by learned periodic embeddings of
-    each input feature. Weights start small and random (Kaiming normal), biases
-    at zero. Training minimizes the mean squared error (MSE) with Adam (AdamW,
-    with decoupled weight decay), over epochs of shuffled mini-batches, on a GPU
-    when one is available.
+    linear output layer, optionally preceded by a learned embedding of each
+    input feature (by default a piecewise-linear one). Weights start small and
+    random (Kaiming normal), biases at zero. Training minimizes the mean squared
+    error (MSE) with Adam (AdamW, with decoupled weight decay), over epochs of
+    shuffled mini-batches, on a GPU when one is available.
 
     Inputs are rescaled internally (see ``input_transform``) and each target
     column is standardized, with predictions mapped back, so targets in dollars
@@ -74,12 +74,17 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         Probability of zeroing each hidden unit while training, which
         regularizes the network. Dropout is off at prediction time.
 
-    embedding : {"periodic", "none"}, default="periodic"
-        How each input feature enters the network. "periodic" maps every
-        feature through sines and cosines of learned frequencies and a small
-        per-feature ReLU layer (PLR embeddings, Gorishniy et al. 2022) before
-        the hidden layers, which lets the network resolve narrow ranges of a
-        feature; "none" feeds the features as they are.
+    embedding : {"piecewise", "periodic", "none"}, default="piecewise"
+        How each input feature enters the network. "piecewise" encodes it on
+        48 bins (at the quantiles of the training data, with
+        ``input_transform="quantile"``): 1 for each bin below the value, the
+        fraction of its own bin, 0 above; a learned linear map of that encoding
+        plus a linear term of the feature gives its embedding of 16 values (PLE
+        embeddings, Gorishniy et al. 2022), so the first layer can bend the
+        feature's effect at any bin edge. "periodic" maps every feature through
+        sines and cosines of learned frequencies and a small per-feature ReLU
+        layer (PLR embeddings, same paper). "none" feeds the features as they
+        are. Columns with at most two values pass through as they are.
 
     ensemble_size : int >= 1, default=4
         Number of networks trained side by side on the same mini-batches, each
@@ -299,7 +304,7 @@ default="from_dtype"
     _parameter_constraints = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "dropout": [Interval(Real, 0, 1, closed="left")],
-        "embedding": [StrOptions({"none", "periodic"})],
+        "embedding": [StrOptions({"none", "periodic", "piecewise"})],
         "ensemble_size": [Interval(Integral, 1, None, closed="left")],
         "categorical_features": ["array-like", StrOptions({"from_dtype"}), None],
         "handle_missing": [StrOptions({"impute", "error"})],
@@ -328,7 +333,7 @@ default="from_dtype"
         hidden_layer_sizes=(256, 256),
         *,
         dropout=0.0,
-        embedding="periodic",
+        embedding="piecewise",
         ensemble_size=4,
         ensemble_type="independent",
         mc_dropout_passes=30,

@@ -18,7 +18,7 @@ from sklearn.preprocessing._data import BOUNDS_THRESHOLD
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from ._network.embeddings import PeriodicEmbedding
+from ._network.embeddings import PeriodicEmbedding, PiecewiseLinearEmbedding
 from ._network.ensembling import EnsembleLinear
 from ._regressor import TorchMLPRegressor
 from ._scaling import ColumnStandardizer, QuantileNormalizer
@@ -649,7 +649,9 @@ def _emit_layer(graph, layer, X):
     if isinstance(layer, nn.ReLU):
         return graph.node("Relu", X)
     if isinstance(layer, PeriodicEmbedding):
-        return _emit_periodic_embedding(graph, layer, X)
+        return _emit_feature_embedding(graph, layer, X, _emit_periodic_features)
+    if isinstance(layer, PiecewiseLinearEmbedding):
+        return _emit_feature_embedding(graph, layer, X, _emit_piecewise_features)
     if isinstance(layer, (nn.Linear, EnsembleLinear)):
         weight = _as_array(layer.weight)
         # nn.Linear stores (out, in); EnsembleLinear (members, in, out), which MatMul
@@ -660,17 +662,43 @@ def _emit_layer(graph, layer, X):
     raise NotImplementedError(f"No ONNX export for the layer {layer!r}.")
 
 
-def _emit_periodic_embedding(graph, embedding, X):
-    """``PeriodicEmbedding.forward``: (n_samples, n_features) to (n_samples, out_features)."""
+def _emit_feature_embedding(graph, embedding, X, emit_features):
+    """A feature embedding's forward: (n_samples, n_features) to (n_samples, out_features)."""
     passthrough = embedding.passthrough.tolist()
     if not passthrough:
-        return _emit_periodic_features(graph, embedding, X)
+        return emit_features(graph, embedding, X)
     parts = []
     if len(embedding.embedded):
         embedded = graph.node("Gather", X, graph.constant(embedding.embedded.tolist()), axis=1)
-        parts.append(_emit_periodic_features(graph, embedding, embedded))
+        parts.append(emit_features(graph, embedding, embedded))
     parts.append(graph.node("Gather", X, graph.constant(passthrough), axis=1))
     return parts[0] if len(parts) == 1 else graph.node("Concat", *parts, axis=1)
+
+
+def _emit_piecewise_features(graph, embedding, X):
+    """``PiecewiseLinearEmbedding._embed``: the linear term plus the map of the encoding."""
+    x = graph.node("Unsqueeze", X, graph.constant([-1]))  # (n, f, 1)
+    position = graph.node(
+        "Add",
+        graph.node("Mul", x, graph.constant(_as_array(embedding.bin_scale))),
+        graph.constant(_as_array(embedding.bin_offset)),
+    )
+    n_bins = embedding.weight.shape[1]
+    # Per-bin clamps as one Max and one Min: the outer bins are open on their outer side.
+    lower = graph.constant(np.array([-np.finfo(graph.dtype).max] + [0.0] * (n_bins - 1)))
+    upper = graph.constant(np.array([1.0] * (n_bins - 1) + [np.finfo(graph.dtype).max]))
+    encoding = graph.node("Min", graph.node("Max", position, lower), upper)
+    by_feature = graph.node("Transpose", encoding, perm=[1, 0, 2])
+    piecewise = graph.node("MatMul", by_feature, graph.constant(_as_array(embedding.weight)))
+    piecewise = graph.node("Transpose", piecewise, perm=[1, 0, 2])
+    linear = graph.node(
+        "Add",
+        graph.node("Mul", x, graph.constant(_as_array(embedding.linear_weight))),
+        graph.constant(_as_array(embedding.linear_bias)),
+    )
+    embedded = graph.node("Add", linear, piecewise)
+    width = embedding.weight.shape[0] * embedding.weight.shape[2]
+    return graph.node("Reshape", embedded, graph.constant([-1, width]))
 
 
 def _emit_periodic_features(graph, embedding, X):

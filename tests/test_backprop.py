@@ -14,7 +14,7 @@ from sktorch_mlp._training.net import MSELoss
 
 CONFIGURATIONS = list(
     itertools.product(
-        ["none", "periodic"],  # embedding
+        ["none", "periodic", "piecewise"],  # embedding
         [(1, "independent"), (3, "independent"), (3, "shared")],  # ensemble_size and type
         [0.0, 0.3],  # dropout
         [(16, 8), (5,), ()],  # hidden_layer_sizes
@@ -69,7 +69,7 @@ def test_gradients_loss_and_predictions_match_autograd(
         assert not torch.allclose(y_pred.reshape(without_dropout.shape), without_dropout)
 
 
-@pytest.mark.parametrize("embedding", ["none", "periodic"])
+@pytest.mark.parametrize("embedding", ["none", "periodic", "piecewise"])
 @pytest.mark.parametrize("ensemble", [(1, "independent"), (3, "independent"), (3, "shared")])
 def test_gradients_of_category_vectors_match_autograd(embedding, ensemble):
     # Two numeric columns, then codes of two categorical columns (tables of 4 and 3 rows).

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sktorch_mlp._network.dropout import Dropout
-from sktorch_mlp._network.embeddings import PeriodicEmbedding
+from sktorch_mlp._network.embeddings import PeriodicEmbedding, PiecewiseLinearEmbedding
 from sktorch_mlp._network.mlp import MLP
 
 
@@ -204,3 +204,31 @@ def test_periodic_embedding_passes_two_valued_features_through():
     alone = PeriodicEmbedding(2, embedding_dim=3)
     alone.load_state_dict(embedding.state_dict())
     torch.testing.assert_close(out[:, :6], alone(X[:, [0, 2]]))
+
+
+def test_piecewise_linear_encoding_counts_the_bins_below_and_the_fraction_of_its_own():
+    embedding = PiecewiseLinearEmbedding(1, n_bins=4, embedding_dim=2)
+    # Four bins of equal probability under the standard normal: inner edges at the quartiles.
+    quartile = float(torch.special.ndtri(torch.tensor(0.75)))
+    midway = torch.tensor([[quartile / 2]])  # halfway through the third bin
+    torch.testing.assert_close(embedding.encode(midway)[0, 0], torch.tensor([1, 1, 0.5, 0]))
+    # Beyond the outer edges the outer bins keep growing: the encoding stays linear there.
+    outer_width = 5.2 - quartile  # the outer bins end at +-5.2
+    far = embedding.encode(torch.tensor([[-5.2 - outer_width], [5.2 + outer_width]]))[:, 0]
+    torch.testing.assert_close(far[0], torch.tensor([-1.0, 0, 0, 0]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(far[1], torch.tensor([1.0, 1, 1, 2.0]), atol=1e-6, rtol=0)
+
+
+def test_piecewise_embedding_starts_linear_and_passes_two_valued_features_through():
+    torch.manual_seed(0)
+    embedding = PiecewiseLinearEmbedding(3, embedding_dim=4, passthrough=[2])
+    X = torch.randn(5, 3)
+    out = embedding(X)
+    assert out.shape == (5, 2 * 4 + 1) and embedding.feature_widths == (4, 4, 1)
+    # The piecewise part starts at zero: each feature's embedding is x * w + b at first.
+    expected = X[:, :2, None] * embedding.linear_weight + embedding.linear_bias
+    torch.testing.assert_close(out[:, :8], expected.flatten(1))
+    torch.testing.assert_close(out[:, 8], X[:, 2])
+    with torch.no_grad():
+        embedding.weight.normal_()
+    assert not torch.allclose(embedding(X)[:, :8], expected.flatten(1))  # and learns kinks

@@ -90,7 +90,7 @@ def tabular_data():
 @pytest.mark.parametrize(
     ("ensemble_size", "ensemble_type"), [(1, "independent"), (3, "independent"), (3, "shared")]
 )
-@pytest.mark.parametrize("embedding", ["periodic", "none"])
+@pytest.mark.parametrize("embedding", ["periodic", "piecewise", "none"])
 @pytest.mark.parametrize("input_transform", ["quantile", "standard", "none"])
 def test_estimator_graph_predicts_like_predict(
     tabular_data, input_transform, embedding, ensemble_size, ensemble_type

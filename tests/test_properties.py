@@ -70,7 +70,7 @@ parameters = st.fixed_dictionaries(
     {
         "hidden_layer_sizes": st.lists(st.integers(1, 16), max_size=2).map(tuple),
         "dropout": st.floats(0, 0.9),
-        "embedding": st.sampled_from(["none", "periodic"]),
+        "embedding": st.sampled_from(["none", "periodic", "piecewise"]),
         "ensemble_size": st.integers(1, 2),
         "lr": st.floats(1e-5, 1e9),
         "lr_schedule": st.sampled_from(["plateau", "cosine", "constant"]),

@@ -12,7 +12,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from sktorch_mlp import TorchMLPRegressor
-from sktorch_mlp._network.embeddings import PeriodicEmbedding
+from sktorch_mlp._network.embeddings import PiecewiseLinearEmbedding
 
 
 def small_model(**params):
@@ -113,15 +113,15 @@ def test_network_architecture_and_initialization(regression_data):
     assert abs(first.std().item() - np.sqrt(2 / 5)) < 0.15
 
 
-def test_default_network_is_an_ensemble_with_periodic_embeddings(regression_data):
+def test_default_network_is_an_ensemble_with_piecewise_linear_embeddings(regression_data):
     X, y = regression_data
     module = small_model(hidden_layer_sizes=(32, 16), max_epochs=1).fit(X, y).net_.module_
-    assert isinstance(module.embedding, PeriodicEmbedding)
+    assert isinstance(module.embedding, PiecewiseLinearEmbedding)
     assert module.hidden[0].weight.shape == (4, module.embedding.out_features, 32)
     assert module.output.weight.shape == (4, 16, 1)
 
 
-def test_columns_of_two_values_skip_the_periodic_embedding(regression_data):
+def test_columns_of_two_values_skip_the_embedding(regression_data):
     X, y = regression_data
     X = np.column_stack([X, (X[:, 0] > 0).astype(float), np.full(len(X), 3.0)])
     model = small_model(hidden_layer_sizes=(8,), max_epochs=1).fit(X, y)

@@ -4,19 +4,42 @@ import torch
 from torch import nn
 
 
-class PeriodicEmbedding(nn.Module):
+class _FeatureEmbedding(nn.Module):
+    """An embedding of each numeric feature, except those passed through as they are.
+
+    Features with at most two values (one-hot columns, flags) have no ranges to carve:
+    any function of them is linear, which the first hidden layer already is. They are
+    passed through as they are, after the embedded features, so a table of many one-hot
+    columns costs no more per column than it did before embedding. Subclasses define
+    ``_embed``, from (n_samples, n_embedded) to (n_samples, n_embedded * embedding_dim).
+    """
+
+    def __init__(self, n_features, embedding_dim, passthrough):
+        super().__init__()
+        passthrough = sorted({int(index) for index in passthrough})
+        embedded = sorted(set(range(n_features)).difference(passthrough))
+        # Not in the state dict: they follow from the constructor's arguments.
+        self.register_buffer("embedded", torch.tensor(embedded, dtype=torch.long), False)
+        self.register_buffer("passthrough", torch.tensor(passthrough, dtype=torch.long), False)
+        self.out_features = len(embedded) * embedding_dim + len(passthrough)
+        self.feature_widths = (embedding_dim,) * len(embedded) + (1,) * len(passthrough)
+
+    def forward(self, X):
+        """Map (n_samples, n_features) to (n_samples, out_features)."""
+        if len(self.passthrough) == 0:
+            return self._embed(X)
+        embedded = self._embed(X[:, self.embedded]) if len(self.embedded) else X[:, :0]
+        return torch.cat([embedded, X[:, self.passthrough]], dim=1)
+
+
+class PeriodicEmbedding(_FeatureEmbedding):
     """Embed each numeric feature with learned periodic functions (PLR embeddings).
 
     Every feature ``x_j`` becomes ``ReLU(W_j [cos(2 pi c_j x_j), sin(2 pi c_j x_j)] + b_j)``
     with its own learned frequencies ``c_j`` and linear map ``W_j``. This lets the
     network carve a feature into narrow ranges, which plain ReLU layers find hard on
     tabular data (Gorishniy et al., "On Embeddings for Numerical Features in Tabular
-    Deep Learning", NeurIPS 2022).
-
-    Features with at most two values (one-hot columns, flags) have no ranges to carve:
-    any function of them is linear, which the first hidden layer already is. They are
-    passed through as they are, after the embedded features, so a table of many one-hot
-    columns costs no more per column than it did before embedding.
+    Deep Learning", NeurIPS 2022). Features with at most two values are passed through.
 
     Parameters
     ----------
@@ -43,18 +66,12 @@ class PeriodicEmbedding(nn.Module):
     def __init__(
         self, n_features, n_frequencies=16, embedding_dim=16, frequency_scale=0.1, passthrough=()
     ):
-        super().__init__()
-        passthrough = sorted({int(index) for index in passthrough})
-        embedded = sorted(set(range(n_features)).difference(passthrough))
+        super().__init__(n_features, embedding_dim, passthrough)
+        n_embedded = len(self.embedded)
         self.frequency_scale = frequency_scale
-        self.frequencies = nn.Parameter(torch.empty(len(embedded), n_frequencies))
-        self.weight = nn.Parameter(torch.empty(len(embedded), 2 * n_frequencies, embedding_dim))
-        self.bias = nn.Parameter(torch.empty(len(embedded), embedding_dim))
-        # Not in the state dict: they follow from the constructor's arguments.
-        self.register_buffer("embedded", torch.tensor(embedded, dtype=torch.long), False)
-        self.register_buffer("passthrough", torch.tensor(passthrough, dtype=torch.long), False)
-        self.out_features = len(embedded) * embedding_dim + len(passthrough)
-        self.feature_widths = (embedding_dim,) * len(embedded) + (1,) * len(passthrough)
+        self.frequencies = nn.Parameter(torch.empty(n_embedded, n_frequencies))
+        self.weight = nn.Parameter(torch.empty(n_embedded, 2 * n_frequencies, embedding_dim))
+        self.bias = nn.Parameter(torch.empty(n_embedded, embedding_dim))
         self.reset_parameters()
 
     @torch.no_grad()
@@ -65,18 +82,78 @@ class PeriodicEmbedding(nn.Module):
         nn.init.normal_(self.weight, std=(2 / self.weight.shape[1]) ** 0.5)
         nn.init.zeros_(self.bias)
 
-    def forward(self, X):
-        """Map (n_samples, n_features) to (n_samples, out_features)."""
-        if len(self.passthrough) == 0:
-            return self._embed(X)
-        embedded = self._embed(X[:, self.embedded]) if len(self.embedded) else X[:, :0]
-        return torch.cat([embedded, X[:, self.passthrough]], dim=1)
-
     def _embed(self, X):
         angles = 2 * torch.pi * self.frequencies * X[..., None]
         periodic = torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
         embedded = torch.einsum("nfk,fkd->nfd", periodic, self.weight) + self.bias
         return torch.relu(embedded).flatten(1)
+
+
+class PiecewiseLinearEmbedding(_FeatureEmbedding):
+    """Embed each numeric feature by its piecewise-linear encoding on bins (PLE embeddings).
+
+    The encoding of ``x_j`` has one component per bin: 1 for the bins below it, 0 for
+    those above, and in its own bin the fraction of the bin it has passed. A learned
+    linear map of the encoding, plus a linear term ``x_j w_j + b_j``, is the feature's
+    embedding: any piecewise-linear function of ``x_j`` with kinks at the bin edges is
+    within reach of one layer (Gorishniy et al., NeurIPS 2022; this is their "version
+    B", with the piecewise part starting at zero, used with TabM, ICLR 2025).
+
+    The inputs arrive transformed to a standard normal (``input_transform="quantile"``),
+    so the bins are fixed: the edges are the standard normal's quantiles at equal
+    probability steps, which are the training data's quantiles after that transform.
+    For other input transforms they are the same edges, on standardized values.
+
+    Parameters
+    ----------
+    n_features : int
+    n_bins : int, default=48
+    embedding_dim : int, default=16
+    passthrough : sequence of int, default=()
+        Indices of the features that enter as they are.
+
+    Attributes
+    ----------
+    out_features : int
+    feature_widths : tuple of int
+    """
+
+    def __init__(self, n_features, n_bins=48, embedding_dim=16, passthrough=()):
+        super().__init__(n_features, embedding_dim, passthrough)
+        n_embedded = len(self.embedded)
+        # Inner edges at the normal's quantiles; the outer bins are open-ended (the encoding
+        # keeps growing beyond them), so their outer edges only set the scale: +-5.2, the
+        # range of the quantile transform's output.
+        probabilities = torch.arange(1, n_bins, dtype=torch.float64) / n_bins
+        inner = torch.special.ndtri(probabilities)
+        edges = torch.cat([torch.tensor([-5.2], dtype=torch.float64), inner, torch.tensor([5.2])])
+        width = edges.diff()
+        self.register_buffer("bin_scale", (1 / width).float(), False)
+        self.register_buffer("bin_offset", (-edges[:-1] / width).float(), False)
+        self.linear_weight = nn.Parameter(torch.empty(n_embedded, embedding_dim))
+        self.linear_bias = nn.Parameter(torch.empty(n_embedded, embedding_dim))
+        self.weight = nn.Parameter(torch.empty(n_embedded, n_bins, embedding_dim))
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self):
+        """Draw the linear term, uniform in +-1/sqrt(embedding_dim); zero the piecewise part."""
+        bound = self.linear_weight.shape[1] ** -0.5
+        nn.init.uniform_(self.linear_weight, -bound, bound)
+        nn.init.uniform_(self.linear_bias, -bound, bound)
+        nn.init.zeros_(self.weight)
+
+    def encode(self, X):
+        """The piecewise-linear encoding, (n_samples, n_features, n_bins)."""
+        position = torch.addcmul(self.bin_offset, self.bin_scale, X[..., None])
+        # Below the first bin the encoding goes negative, above the last one beyond 1.
+        first, middle, last = position[..., :1], position[..., 1:-1], position[..., -1:]
+        return torch.cat([first.clamp_max(1), middle.clamp(0, 1), last.clamp_min(0)], dim=-1)
+
+    def _embed(self, X):
+        linear = torch.addcmul(self.linear_bias, self.linear_weight, X[..., None])
+        embedded = linear + torch.einsum("nfb,fbd->nfd", self.encode(X), self.weight)
+        return embedded.flatten(1)
 
 
 class CategoryEmbedding(nn.Module):

@@ -4,7 +4,12 @@ import torch
 from torch import nn
 
 from .dropout import Dropout
-from .embeddings import CategoryEmbedding, PeriodicEmbedding, TableEmbedding
+from .embeddings import (
+    CategoryEmbedding,
+    PeriodicEmbedding,
+    PiecewiseLinearEmbedding,
+    TableEmbedding,
+)
 from .ensembling import EnsembleLinear
 
 
@@ -27,9 +32,9 @@ class MLP(nn.Module):
         Probability of zeroing each hidden unit during training. Dropout is a
         no-op in evaluation mode (``module.eval()``), so predictions are
         deterministic.
-    embedding : {"none", "periodic"}, default="none"
+    embedding : {"none", "periodic", "piecewise"}, default="none"
         How each input feature enters the network: as is, or through a
-        :class:`PeriodicEmbedding`.
+        :class:`PeriodicEmbedding` or a :class:`PiecewiseLinearEmbedding`.
     ensemble_size : int, default=1
         Number of members trained side by side on the same batches, each with
         its own dropout masks and output layer (sharing the embedding). In
@@ -77,11 +82,11 @@ class MLP(nn.Module):
         super().__init__()
         self.ensemble_size = ensemble_size
         n_numeric = n_features - len(category_sizes)
-        numeric = (
-            PeriodicEmbedding(n_numeric, passthrough=passthrough_features)
-            if embedding == "periodic"
-            else None
+        numeric = {"periodic": PeriodicEmbedding, "piecewise": PiecewiseLinearEmbedding}.get(
+            embedding
         )
+        if numeric is not None:
+            numeric = numeric(n_numeric, passthrough=passthrough_features)
         if len(category_sizes):
             self.embedding = TableEmbedding(n_numeric, numeric, CategoryEmbedding(category_sizes))
         else:
