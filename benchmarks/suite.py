@@ -323,7 +323,7 @@ def plot(cache, models, datasets, folds, path):
     columns = 3
     rows = math.ceil(len(datasets) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows))
-    markers = "o^sDvP*X"
+    markers = "o^sDvP*Xhp<>"
     for axis, dataset in zip(np.ravel(axes), datasets, strict=False):
         for index, model in enumerate(models):
             result = summary(cache, model, dataset, folds)
@@ -344,8 +344,12 @@ def plot(cache, models, datasets, folds, path):
         axis.grid(alpha=0.3)
     for axis in np.ravel(axes)[len(datasets) :]:
         axis.axis("off")
-    handles, labels = np.ravel(axes)[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="lower center", ncol=4, frameon=False)
+    # Every model once, also those measured on some tables only.
+    legend = {}
+    for axis in np.ravel(axes):
+        for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    figure.legend(legend.values(), legend.keys(), loc="lower center", ncol=4, frameon=False)
     figure.tight_layout(rect=(0, 0.08, 1, 1))
     figure.savefig(path, dpi=90)
     plt.close(figure)
