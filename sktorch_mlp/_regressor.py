@@ -28,7 +28,7 @@ from sklearn.utils.validation import (
 from ._persistence import net_state, restore_net
 from ._scaling import ColumnStandardizer, make_input_transformer
 from ._seeding import seeded_torch_rng
-from ._tabular import NUMERIC_INFERRED, CategoricalColumns, MissingValues
+from ._tabular import CategoricalColumns, MissingValues, is_categorical_dtype
 from ._tabular import resolve as resolve_categorical
 from ._training.device import DeviceName, resolve_device
 from ._training.faults import (
@@ -648,6 +648,7 @@ default="from_dtype"
         if missing_values is not None:
             X = missing_values.transform(X)
         n_codes = 0 if codes is None else codes.shape[1]
+        n_numbers = X.shape[1]  # the numeric columns and indicators, before the codes
         if n_codes:
             # Codes are small integers, exact in float32: they travel with their rows.
             X = np.concatenate([X, codes.astype(np.float32)], axis=1)
@@ -667,7 +668,7 @@ default="from_dtype"
             target_standardizer = self._target_standardizer
         else:
             input_transformer = make_input_transformer(
-                self.input_transform, X[:, : X.shape[1] - n_codes], sample_weight, random_state=seed
+                self.input_transform, X[:, :n_numbers], sample_weight, random_state=seed
             )
             target_standardizer = ColumnStandardizer(y, sample_weight)
 
@@ -693,7 +694,7 @@ default="from_dtype"
         if resume:
             passthrough_features = self._net_config.get("passthrough_features", [])
         else:
-            passthrough_features = _two_valued_columns(X[:, : X.shape[1] - n_codes])
+            passthrough_features = _two_valued_columns(X[:, :n_numbers])
 
         # Plain values only: saved with the model, to rebuild the net when it is loaded.
         net_config = dict(
@@ -889,9 +890,7 @@ def _check_numeric_columns(X, name="X", categorical_features=None):
     text, temporal, complex_ = [], [], []
     for column, dtype, values in columns:
         if isinstance(dtype, pd.CategoricalDtype) or (
-            pd.api.types.is_string_dtype(dtype)
-            and isinstance(values, pd.Series)
-            and pd.api.types.infer_dtype(values, skipna=True) not in NUMERIC_INFERRED
+            isinstance(values, pd.Series) and is_categorical_dtype(values)
         ):
             text.append(column)
         elif dtype.kind in "mM" or isinstance(dtype, pd.PeriodDtype | pd.IntervalDtype):

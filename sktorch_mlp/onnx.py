@@ -675,6 +675,13 @@ def _emit_feature_embedding(graph, embedding, X, emit_features):
     return parts[0] if len(parts) == 1 else graph.node("Concat", *parts, axis=1)
 
 
+def _emit_per_feature_product(graph, values, weight):
+    """einsum("nfk,fkd->nfd", values, weight) as a MatMul batched over the features."""
+    by_feature = graph.node("Transpose", values, perm=[1, 0, 2])
+    product = graph.node("MatMul", by_feature, graph.constant(_as_array(weight)))
+    return graph.node("Transpose", product, perm=[1, 0, 2])
+
+
 def _emit_piecewise_features(graph, embedding, X):
     """``PiecewiseLinearEmbedding._embed``: the linear term plus the map of the encoding."""
     x = graph.node("Unsqueeze", X, graph.constant([-1]))  # (n, f, 1)
@@ -683,14 +690,11 @@ def _emit_piecewise_features(graph, embedding, X):
         graph.node("Mul", x, graph.constant(_as_array(embedding.bin_scale))),
         graph.constant(_as_array(embedding.bin_offset)),
     )
-    n_bins = embedding.weight.shape[1]
-    # Per-bin clamps as one Max and one Min: the outer bins are open on their outer side.
-    lower = graph.constant(np.array([-np.finfo(graph.dtype).max] + [0.0] * (n_bins - 1)))
-    upper = graph.constant(np.array([1.0] * (n_bins - 1) + [np.finfo(graph.dtype).max]))
+    # The module's clamp with per-bin bounds, as a Max and a Min.
+    lower = graph.constant(_as_array(embedding.bin_low))
+    upper = graph.constant(_as_array(embedding.bin_high))
     encoding = graph.node("Min", graph.node("Max", position, lower), upper)
-    by_feature = graph.node("Transpose", encoding, perm=[1, 0, 2])
-    piecewise = graph.node("MatMul", by_feature, graph.constant(_as_array(embedding.weight)))
-    piecewise = graph.node("Transpose", piecewise, perm=[1, 0, 2])
+    piecewise = _emit_per_feature_product(graph, encoding, embedding.weight)
     linear = graph.node(
         "Add",
         graph.node("Mul", x, graph.constant(_as_array(embedding.linear_weight))),
@@ -717,10 +721,7 @@ def _emit_periodic_features(graph, embedding, X):
         graph.node("Mul", graph.constant(2.0), graph.node("Mul", half_sine, half_sine)),
     )
     periodic = graph.node("Concat", cosine, graph.node("Sin", angles), axis=-1)
-    # einsum("nfk,fkd->nfd") as a MatMul batched over features.
-    by_feature = graph.node("Transpose", periodic, perm=[1, 0, 2])
-    embedded = graph.node("MatMul", by_feature, graph.constant(_as_array(embedding.weight)))
-    embedded = graph.node("Transpose", embedded, perm=[1, 0, 2])
+    embedded = _emit_per_feature_product(graph, periodic, embedding.weight)
     embedded = graph.node(
         "Relu", graph.node("Add", embedded, graph.constant(_as_array(embedding.bias)))
     )

@@ -130,6 +130,12 @@ class PiecewiseLinearEmbedding(_FeatureEmbedding):
         width = edges.diff()
         self.register_buffer("bin_scale", (1 / width).float(), False)
         self.register_buffer("bin_offset", (-edges[:-1] / width).float(), False)
+        # Each bin's part lies in [0, 1], except that below the first bin the encoding goes
+        # negative and above the last one beyond 1: one clamp with per-bin bounds.
+        low, high = torch.zeros(n_bins), torch.ones(n_bins)
+        low[0], high[-1] = -torch.inf, torch.inf
+        self.register_buffer("bin_low", low, False)
+        self.register_buffer("bin_high", high, False)
         self.linear_weight = nn.Parameter(torch.empty(n_embedded, embedding_dim))
         self.linear_bias = nn.Parameter(torch.empty(n_embedded, embedding_dim))
         self.weight = nn.Parameter(torch.empty(n_embedded, n_bins, embedding_dim))
@@ -146,9 +152,7 @@ class PiecewiseLinearEmbedding(_FeatureEmbedding):
     def encode(self, X):
         """The piecewise-linear encoding, (n_samples, n_features, n_bins)."""
         position = torch.addcmul(self.bin_offset, self.bin_scale, X[..., None])
-        # Below the first bin the encoding goes negative, above the last one beyond 1.
-        first, middle, last = position[..., :1], position[..., 1:-1], position[..., -1:]
-        return torch.cat([first.clamp_max(1), middle.clamp(0, 1), last.clamp_min(0)], dim=-1)
+        return torch.clamp(position, self.bin_low, self.bin_high)
 
     def _embed(self, X):
         linear = torch.addcmul(self.linear_bias, self.linear_weight, X[..., None])
