@@ -25,6 +25,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._network.mlp import EMBEDDING_DIMS
 from ._persistence import net_state, restore_net
 from ._scaling import ColumnStandardizer, make_input_transformer
 from ._seeding import seeded_torch_rng
@@ -79,7 +80,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         48 bins (at the quantiles of the training data, with
         ``input_transform="quantile"``): 1 for each bin below the value, the
         fraction of its own bin, 0 above; a learned linear map of that encoding
-        plus a linear term of the feature gives its embedding of 16 values (PLE
+        plus a linear term of the feature gives its embedding of 32 values (PLE
         embeddings, Gorishniy et al. 2022), so the first layer can bend the
         feature's effect at any bin edge. "periodic" maps every feature through
         sines and cosines of learned frequencies and a small per-feature ReLU
@@ -703,6 +704,7 @@ default="from_dtype"
             hidden_layer_sizes=hidden_layer_sizes,
             dropout=float(self.dropout),
             embedding=self.embedding,
+            embedding_dim=EMBEDDING_DIMS.get(self.embedding, 16),
             ensemble_size=int(self.ensemble_size),
             ensemble_type=self.ensemble_type,
             passthrough_features=passthrough_features,

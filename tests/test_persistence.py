@@ -139,3 +139,21 @@ def test_gpu_optimizer_flags_give_way_to_the_loading_machine(regression_data, mo
     np.testing.assert_array_equal(restored.predict(X), model.predict(X))
     restored.partial_fit(X, y)  # and it trains on, with torch.optim's step
     assert restored.n_iter_ == 3
+
+
+def test_a_model_saved_before_the_embedding_width_was_configured_loads_with_width_16(
+    monkeypatch,
+):
+    from sktorch_mlp._network import mlp
+
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    y = X @ [1.0, -2.0, 0.5]
+    monkeypatch.setitem(mlp.EMBEDDING_DIMS, "piecewise", 16)
+    model = small_model(embedding="piecewise").fit(X, y)
+    del model._net_config["embedding_dim"]  # as those models saved their configuration
+    monkeypatch.undo()
+
+    loaded = pickle.loads(pickle.dumps(model))
+
+    assert loaded.net_.module_.embedding.weight.shape[-1] == 16
+    np.testing.assert_allclose(loaded.predict(X), model.predict(X))

@@ -302,6 +302,7 @@ def build_net(
     ensemble_type="independent",
     passthrough_features=(),
     category_sizes=(),
+    embedding_dim=16,
     weighted=False,
     target_scale=None,
     validation_data=None,
@@ -323,6 +324,9 @@ def build_net(
         loss and RMSE are recorded every epoch and training stops once the
         validation loss has not improved by ``tol`` for ``n_iter_no_change``
         epochs, keeping the best epoch's weights.
+    embedding_dim : int
+        Width of each numeric feature's embedding; 16 in models saved before it
+        was configured.
     mixed_precision : {None, "bfloat16", "float16"}
         Autocast dtype of the training step's matrix products.
     compile_mode : {None, "default", "reduce-overhead", "max-autotune"}
@@ -377,6 +381,7 @@ def build_net(
         module__ensemble_type=ensemble_type,
         module__passthrough_features=tuple(passthrough_features),
         module__category_sizes=tuple(category_sizes),
+        module__embedding_dim=embedding_dim,
         criterion=MSELoss,
         criterion__weighted=weighted,
         optimizer=torch.optim.AdamW,
