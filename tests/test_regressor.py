@@ -127,7 +127,8 @@ def test_columns_of_two_values_skip_the_embedding(regression_data):
     model = small_model(hidden_layer_sizes=(8,), max_epochs=1).fit(X, y)
     embedding = model.net_.module_.embedding
     assert embedding.passthrough.tolist() == [X.shape[1] - 2, X.shape[1] - 1]
-    assert embedding.out_features == (X.shape[1] - 2) * 16 + 2
+    width = embedding.feature_widths[0]
+    assert embedding.out_features == (X.shape[1] - 2) * width + 2
     # Continued training keeps the network's shape, whatever the new rows hold.
     model.set_params(warm_start=True).fit(X[:20] * 0 + 1, y[:20])
     assert model.net_.module_.embedding.passthrough.tolist() == [X.shape[1] - 2, X.shape[1] - 1]
