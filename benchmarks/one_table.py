@@ -12,16 +12,10 @@ default ``random_state`` is 0, as in the suite. Needs the ``bench`` extra (``rda
 
 import argparse
 import json
-import time
-import warnings
 
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import root_mean_squared_error
-from sklearn.pipeline import Pipeline
-from suite import FOLDS, SUITE
+from suite import FOLDS, SUITE, fit_fold
 
 from sktorch_mlp import TorchMLPRegressor
-from sktorch_mlp._preprocessing import make_tabular_preprocessor
 
 
 def main():
@@ -39,17 +33,8 @@ def main():
         if "hidden_layer_sizes" in params:
             params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
         regressor = TorchMLPRegressor(**{"random_state": 0, **params})
-        model = (
-            regressor
-            if mode == "raw"
-            else Pipeline([("prep", make_tabular_preprocessor()), ("model", regressor)])
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            start = time.perf_counter()
-            model.fit(X.iloc[train], y.iloc[train])
-            fit_s = time.perf_counter() - start
-        rmse = root_mean_squared_error(y.iloc[test], model.predict(X.iloc[test]))
+        result = fit_fold(regressor, X, y, train, test, raw=mode == "raw")
+        rmse, fit_s = result["rmse"], result["fit_s"]
         print(
             f"{args.dataset} fold {args.fold} {setting}: RMSE {rmse:.4f}, fit {fit_s:.1f} s, "
             f"{regressor.n_iter_} epochs, best {regressor.best_epoch_}",
