@@ -85,7 +85,10 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         feature's effect at any bin edge. "periodic" maps every feature through
         sines and cosines of learned frequencies and a small per-feature ReLU
         layer (PLR embeddings, same paper). "none" feeds the features as they
-        are. Columns with at most two values pass through as they are.
+        are. Columns with at most two values skip the embedding: the adjacent
+        one-hot columns of a category (at most one of them high in any training
+        row) enter as one learned vector per category, as the categorical
+        columns of a raw table do, and a flag as a vector of its own.
 
     ensemble_size : int >= 1, default=4
         Number of networks trained side by side on the same mini-batches, each
@@ -694,8 +697,16 @@ default="from_dtype"
 
         if resume:
             passthrough_features = self._net_config.get("passthrough_features", [])
+            passthrough_groups = self._net_config.get("passthrough_groups")
+            passthrough_levels = self._net_config.get("passthrough_levels")
         else:
             passthrough_features = _two_valued_columns(X[:, :n_numbers])
+            passthrough_groups = _one_hot_groups(X, passthrough_features)
+            grouped = [column for group in passthrough_groups for column in group]
+            passthrough_levels = [
+                [float(X[:, column].min()), float(X[:, column].max())] if len(X) else [0.0, 0.0]
+                for column in grouped
+            ]
 
         # Plain values only: saved with the model, to rebuild the net when it is loaded.
         net_config = dict(
@@ -708,6 +719,8 @@ default="from_dtype"
             ensemble_size=int(self.ensemble_size),
             ensemble_type=self.ensemble_type,
             passthrough_features=passthrough_features,
+            passthrough_groups=passthrough_groups,
+            passthrough_levels=passthrough_levels,
             category_sizes=[] if categorical is None else categorical.category_sizes,
             lr=float(self.lr),
             lr_schedule="constant" if streaming else self.lr_schedule,
@@ -1002,6 +1015,37 @@ def _two_valued_columns(X):
         block = X[rows : rows + 65_536]
         two_valued &= ((block == low) | (block == high)).all(axis=0)
     return np.flatnonzero(two_valued).tolist()
+
+
+def _one_hot_groups(X, columns):
+    """Divide two-valued columns into the groups of a one-hot encoding.
+
+    A group is a run of adjacent columns of which at most one holds its larger value
+    in any training row, as the columns that a ``OneHotEncoder`` makes of one category
+    do; a flag is a group of its own.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    columns : list of int
+        The two-valued columns, in increasing order.
+
+    Returns
+    -------
+    list of list of int
+    """
+    groups, high_rows = [], None
+    for column in columns:
+        values = X[:, column]
+        high = values == values.max() if len(values) else np.zeros(0, dtype=bool)
+        adjacent = groups and groups[-1][-1] == column - 1
+        if adjacent and not (high_rows & high).any():
+            groups[-1].append(column)
+            high_rows |= high
+        else:
+            groups.append([column])
+            high_rows = high.copy()
+    return groups
 
 
 def _package_version():

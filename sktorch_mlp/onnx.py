@@ -671,7 +671,21 @@ def _emit_feature_embedding(graph, embedding, X, emit_features):
     if len(embedding.embedded):
         embedded = graph.node("Gather", X, graph.constant(embedding.embedded.tolist()), axis=1)
         parts.append(emit_features(graph, embedding, embedded))
-    parts.append(graph.node("Gather", X, graph.constant(passthrough), axis=1))
+    if embedding.groups is None:
+        parts.append(graph.node("Gather", X, graph.constant(passthrough), axis=1))
+    else:
+        # The groups' vectors: the columns as 0/1 indicators, times the block matrix.
+        grouped = graph.node("Gather", X, graph.constant(embedding.grouped.tolist()), axis=1)
+        indicators = graph.node(
+            "Mul",
+            graph.node("Sub", grouped, graph.constant(_as_array(embedding.group_low))),
+            graph.constant(_as_array(embedding.group_scale)),
+        )
+        product = graph.node(
+            "MatMul", indicators, graph.constant(_as_array(embedding.group_matrix()))
+        )
+        bias = _as_array(embedding.group_bias).reshape(-1)
+        parts.append(graph.node("Add", product, graph.constant(bias)))
     return parts[0] if len(parts) == 1 else graph.node("Concat", *parts, axis=1)
 
 

@@ -219,6 +219,29 @@ def test_piecewise_linear_encoding_counts_the_bins_below_and_the_fraction_of_its
     torch.testing.assert_close(far[1], torch.tensor([1.0, 1, 1, 2.0]), atol=1e-6, rtol=0)
 
 
+def test_grouped_two_valued_features_are_looked_up_as_categories():
+    torch.manual_seed(0)
+    # Features 1-3 are a one-hot category (low -1, high 2 after the input transform).
+    embedding = PiecewiseLinearEmbedding(
+        4,
+        embedding_dim=4,
+        passthrough=[1, 2, 3],
+        groups=[[1, 2, 3]],
+        group_dim=3,
+        levels=[[-1, 2]] * 3,
+    )
+    assert embedding.feature_widths == (4, 3) and embedding.out_features == 7
+    with torch.no_grad():
+        embedding.group_bias.normal_()
+    X = torch.tensor([[0.5, 2.0, -1, -1], [0.5, -1, -1, 2.0], [-0.5, -1, -1, -1]])
+    vectors = embedding(X)[:, 4:]
+    bias = embedding.group_bias[0]
+    # A category's vector is the bias plus its column's vector; none high: the bias alone.
+    torch.testing.assert_close(vectors[0], bias + embedding.group_weight[0])
+    torch.testing.assert_close(vectors[1], bias + embedding.group_weight[2])
+    torch.testing.assert_close(vectors[2], bias)
+
+
 def test_piecewise_embedding_starts_linear_and_passes_two_valued_features_through():
     torch.manual_seed(0)
     embedding = PiecewiseLinearEmbedding(3, embedding_dim=4, passthrough=[2])

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
+from sklearn.preprocessing import OneHotEncoder
 
 from sktorch_mlp import TorchMLPRegressor
 from sktorch_mlp._network.embeddings import PiecewiseLinearEmbedding
@@ -127,11 +128,34 @@ def test_columns_of_two_values_skip_the_embedding(regression_data):
     model = small_model(hidden_layer_sizes=(8,), max_epochs=1).fit(X, y)
     embedding = model.net_.module_.embedding
     assert embedding.passthrough.tolist() == [X.shape[1] - 2, X.shape[1] - 1]
-    width = embedding.feature_widths[0]
-    assert embedding.out_features == (X.shape[1] - 2) * width + 2
+    # The flag and the constant are groups of their own, each one vector.
+    assert embedding.groups == [[X.shape[1] - 2], [X.shape[1] - 1]]
+    width, group_width = embedding.feature_widths[0], embedding.feature_widths[-1]
+    assert embedding.out_features == (X.shape[1] - 2) * width + 2 * group_width
     # Continued training keeps the network's shape, whatever the new rows hold.
     model.set_params(warm_start=True).fit(X[:20] * 0 + 1, y[:20])
-    assert model.net_.module_.embedding.passthrough.tolist() == [X.shape[1] - 2, X.shape[1] - 1]
+    assert model.net_.module_.embedding.groups == [[X.shape[1] - 2], [X.shape[1] - 1]]
+
+
+def test_one_hot_columns_of_a_category_enter_as_one_vector_per_category(regression_data):
+    X, y = regression_data
+    category = np.arange(len(X)) % 3
+    one_hot = OneHotEncoder(sparse_output=False).fit_transform(category[:, None])
+    flag = (X[:, 1] > 0).astype(float)
+    X = np.column_stack([X, one_hot, flag])
+    model = small_model(hidden_layer_sizes=(8,), max_epochs=1).fit(X, y)
+    embedding = model.net_.module_.embedding
+    n = regression_data[0].shape[1]
+    assert embedding.groups == [[n, n + 1, n + 2], [n + 3]]
+    # Rows of one category get that category's vector, whatever the other columns hold.
+    with torch.no_grad():
+        inputs = torch.as_tensor(model._input_transformer.transform(X), dtype=torch.float32)
+        groups = embedding(inputs)[:, -2 * embedding.feature_widths[-1] :]
+    vectors = groups[:, : embedding.feature_widths[-1]]
+    for value in range(3):
+        rows = vectors[torch.as_tensor(category == value)]
+        torch.testing.assert_close(rows, rows[:1].expand_as(rows))
+    assert not torch.allclose(vectors[0], vectors[1])
 
 
 def test_dropout_is_off_at_prediction(regression_data):

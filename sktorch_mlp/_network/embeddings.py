@@ -5,31 +5,87 @@ from torch import nn
 
 
 class _FeatureEmbedding(nn.Module):
-    """An embedding of each numeric feature, except those passed through as they are.
+    """An embedding of each numeric feature; features of two values enter by groups.
 
     Features with at most two values (one-hot columns, flags) have no ranges to carve:
-    any function of them is linear, which the first hidden layer already is. They are
-    passed through as they are, after the embedded features, so a table of many one-hot
-    columns costs no more per column than it did before embedding. Subclasses define
-    ``_embed``, from (n_samples, n_embedded) to (n_samples, n_embedded * embedding_dim).
+    any function of them is linear. With ``groups``, each group of them (the columns of
+    one one-hot encoded category, or a flag alone) becomes one vector of
+    ``embedding_dim`` values: a learned bias plus, for each of its columns, the column's
+    value times a learned vector. For the columns of a one-hot encoding, at most one of
+    which is high in a row, that is a learned vector for each category, as
+    :class:`CategoryEmbedding` gives a column of codes; a table of many one-hot columns
+    costs one ``embedding_dim`` wide input per category column, not per one-hot column.
+    Without ``groups`` (models saved before they were introduced) the two-valued
+    features enter as they are. Either way they come after the embedded features.
+    Subclasses define ``_embed``, from (n_samples, n_embedded) to
+    (n_samples, n_embedded * embedding_dim).
     """
 
-    def __init__(self, n_features, embedding_dim, passthrough):
+    def __init__(
+        self, n_features, embedding_dim, passthrough, groups=None, group_dim=16, levels=None
+    ):
         super().__init__()
         passthrough = sorted({int(index) for index in passthrough})
         embedded = sorted(set(range(n_features)).difference(passthrough))
         # Not in the state dict: they follow from the constructor's arguments.
         self.register_buffer("embedded", torch.tensor(embedded, dtype=torch.long), False)
         self.register_buffer("passthrough", torch.tensor(passthrough, dtype=torch.long), False)
-        self.out_features = len(embedded) * embedding_dim + len(passthrough)
-        self.feature_widths = (embedding_dim,) * len(embedded) + (1,) * len(passthrough)
+        self.groups = None if groups is None else [[int(j) for j in group] for group in groups]
+        if self.groups is None:
+            self.group_weight = self.group_bias = None
+            group_widths = (1,) * len(passthrough)
+        else:
+            if sorted(j for group in self.groups for j in group) != passthrough:
+                raise ValueError("groups must divide the passthrough features among them.")
+            columns = [j for group in self.groups for j in group]
+            members = [g for g, group in enumerate(self.groups) for _ in group]
+            self.register_buffer("grouped", torch.tensor(columns, dtype=torch.long), False)
+            self.register_buffer("group_of", torch.tensor(members, dtype=torch.long), False)
+            # Each grouped column's two values, low and high, become 0 and 1: one-hot again.
+            # A column constant in training keeps its unit scale, so that other values (in
+            # later chunks of partial_fit) still move its vector.
+            low, high = torch.tensor(levels, dtype=torch.float64).reshape(-1, 2).T
+            spread = high - low
+            scale = torch.where(spread > 0, 1 / spread.clamp_min(1e-30), 1.0)
+            self.register_buffer("group_low", low.float(), False)
+            self.register_buffer("group_scale", scale.float(), False)
+            self.group_weight = nn.Parameter(torch.empty(len(columns), group_dim))
+            self.group_bias = nn.Parameter(torch.empty(len(self.groups), group_dim))
+            group_widths = (group_dim,) * len(self.groups)
+        self.out_features = len(embedded) * embedding_dim + sum(group_widths)
+        self.feature_widths = (embedding_dim,) * len(embedded) + group_widths
+
+    @torch.no_grad()
+    def _reset_groups(self):
+        if self.group_weight is not None:
+            # As CategoryEmbedding's vectors: uniform in +-1/sqrt(d); the biases at zero.
+            bound = self.group_weight.shape[1] ** -0.5
+            nn.init.uniform_(self.group_weight, -bound, bound)
+            nn.init.zeros_(self.group_bias)
+
+    def group_matrix(self):
+        """The groups' map as one matrix, (n_grouped, n_groups * embedding_dim).
+
+        Row ``i`` holds the vector of the ``i``-th grouped column in its group's block
+        and zeros elsewhere, so one product sums each group's columns.
+        """
+        n_groups, dim = self.group_bias.shape
+        blocks = self.group_weight.new_zeros(len(self.grouped), n_groups, dim)
+        blocks[torch.arange(len(self.grouped), device=blocks.device), self.group_of] = (
+            self.group_weight
+        )
+        return blocks.flatten(1)
 
     def forward(self, X):
         """Map (n_samples, n_features) to (n_samples, out_features)."""
         if len(self.passthrough) == 0:
             return self._embed(X)
         embedded = self._embed(X[:, self.embedded]) if len(self.embedded) else X[:, :0]
-        return torch.cat([embedded, X[:, self.passthrough]], dim=1)
+        if self.groups is None:
+            return torch.cat([embedded, X[:, self.passthrough]], dim=1)
+        indicators = (X[:, self.grouped] - self.group_low) * self.group_scale
+        groups = torch.addmm(self.group_bias.flatten(), indicators, self.group_matrix())
+        return torch.cat([embedded, groups], dim=1)
 
 
 class PeriodicEmbedding(_FeatureEmbedding):
@@ -52,21 +108,38 @@ class PeriodicEmbedding(_FeatureEmbedding):
     frequency_scale : float, default=0.1
         Standard deviation of the initial frequencies, for standardized inputs.
     passthrough : sequence of int, default=()
-        Indices of the features that enter as they are.
+        Indices of the features that skip the embedding.
+    groups : list of list of int, default=None
+        The passthrough features divided into groups, each entering as one vector
+        of ``group_dim`` values; None: they enter as they are.
+    group_dim : int, default=16
+        Width of each group's vector.
+    levels : list of [low, high], default=None
+        With ``groups``: the two values of each grouped feature in training, in the
+        order of the groups' features; they become 0 and 1.
 
     Attributes
     ----------
     out_features : int
-        ``n_embedded * embedding_dim + n_passthrough`` columns.
+        ``n_embedded * embedding_dim`` columns, then those of the passthrough features.
     feature_widths : tuple of int
         How many output columns each feature takes, in the order of the output:
-        ``embedding_dim`` for each embedded feature, then 1 for each passed through.
+        ``embedding_dim`` for each embedded feature, then ``group_dim`` for each
+        group (or 1 for each passthrough feature, without groups).
     """
 
     def __init__(
-        self, n_features, n_frequencies=16, embedding_dim=16, frequency_scale=0.1, passthrough=()
+        self,
+        n_features,
+        n_frequencies=16,
+        embedding_dim=16,
+        frequency_scale=0.1,
+        passthrough=(),
+        groups=None,
+        group_dim=16,
+        levels=None,
     ):
-        super().__init__(n_features, embedding_dim, passthrough)
+        super().__init__(n_features, embedding_dim, passthrough, groups, group_dim, levels)
         n_embedded = len(self.embedded)
         self.frequency_scale = frequency_scale
         self.frequencies = nn.Parameter(torch.empty(n_embedded, n_frequencies))
@@ -81,6 +154,7 @@ class PeriodicEmbedding(_FeatureEmbedding):
         # Kaiming normal for ReLU with fan-in 2 * n_frequencies, per feature.
         nn.init.normal_(self.weight, std=(2 / self.weight.shape[1]) ** 0.5)
         nn.init.zeros_(self.bias)
+        self._reset_groups()
 
     def _embed(self, X):
         angles = 2 * torch.pi * self.frequencies * X[..., None]
@@ -110,7 +184,9 @@ class PiecewiseLinearEmbedding(_FeatureEmbedding):
     n_bins : int, default=48
     embedding_dim : int, default=16
     passthrough : sequence of int, default=()
-        Indices of the features that enter as they are.
+        Indices of the features that skip the embedding.
+    groups, group_dim, levels
+        As for :class:`PeriodicEmbedding`.
 
     Attributes
     ----------
@@ -118,8 +194,17 @@ class PiecewiseLinearEmbedding(_FeatureEmbedding):
     feature_widths : tuple of int
     """
 
-    def __init__(self, n_features, n_bins=48, embedding_dim=16, passthrough=()):
-        super().__init__(n_features, embedding_dim, passthrough)
+    def __init__(
+        self,
+        n_features,
+        n_bins=48,
+        embedding_dim=16,
+        passthrough=(),
+        groups=None,
+        group_dim=16,
+        levels=None,
+    ):
+        super().__init__(n_features, embedding_dim, passthrough, groups, group_dim, levels)
         n_embedded = len(self.embedded)
         # Inner edges at the normal's quantiles; the outer bins are open-ended (the encoding
         # keeps growing beyond them), so their outer edges only set the scale: +-5.2, the
@@ -148,6 +233,7 @@ class PiecewiseLinearEmbedding(_FeatureEmbedding):
         nn.init.uniform_(self.linear_weight, -bound, bound)
         nn.init.uniform_(self.linear_bias, -bound, bound)
         nn.init.zeros_(self.weight)
+        self._reset_groups()
 
     def encode(self, X):
         """The piecewise-linear encoding, (n_samples, n_features, n_bins)."""

@@ -63,6 +63,10 @@ class MLP(nn.Module):
     embedding_dim : int, default=16
         Width of each numeric feature's embedding (:data:`EMBEDDING_DIMS` holds
         the width the regressor uses for each embedding).
+    passthrough_groups : list of list of int, default=None
+        The passthrough features, divided into groups that each enter as one
+        learned vector (the columns of a one-hot encoded category; a flag
+        alone). None: they enter as they are.
 
     Notes
     -----
@@ -87,6 +91,8 @@ class MLP(nn.Module):
         passthrough_features=(),
         category_sizes=(),
         embedding_dim=16,
+        passthrough_groups=None,
+        passthrough_levels=None,
     ):
         super().__init__()
         self.ensemble_size = ensemble_size
@@ -96,7 +102,11 @@ class MLP(nn.Module):
         )
         if numeric is not None:
             numeric = numeric(
-                n_numeric, embedding_dim=embedding_dim, passthrough=passthrough_features
+                n_numeric,
+                embedding_dim=embedding_dim,
+                passthrough=passthrough_features,
+                groups=passthrough_groups,
+                levels=passthrough_levels,
             )
         if len(category_sizes):
             self.embedding = TableEmbedding(n_numeric, numeric, CategoryEmbedding(category_sizes))
