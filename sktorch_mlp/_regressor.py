@@ -702,11 +702,9 @@ default="from_dtype"
         else:
             passthrough_features = _two_valued_columns(X[:, :n_numbers])
             passthrough_groups = _one_hot_groups(X, passthrough_features)
-            grouped = [column for group in passthrough_groups for column in group]
-            passthrough_levels = [
-                [float(X[:, column].min()), float(X[:, column].max())] if len(X) else [0.0, 0.0]
-                for column in grouped
-            ]
+            grouped = X[:, [column for group in passthrough_groups for column in group]]
+            passthrough_levels = np.stack([grouped.min(axis=0), grouped.max(axis=0)], axis=1)
+            passthrough_levels = passthrough_levels.astype(float).tolist()
 
         # Plain values only: saved with the model, to rebuild the net when it is loaded.
         net_config = dict(

@@ -10,11 +10,11 @@ class _FeatureEmbedding(nn.Module):
     Features with at most two values (one-hot columns, flags) have no ranges to carve:
     any function of them is linear. With ``groups``, each group of them (the columns of
     one one-hot encoded category, or a flag alone) becomes one vector of
-    ``embedding_dim`` values: a learned bias plus, for each of its columns, the column's
+    ``group_dim`` values: a learned bias plus, for each of its columns, the column's
     value times a learned vector. For the columns of a one-hot encoding, at most one of
     which is high in a row, that is a learned vector for each category, as
     :class:`CategoryEmbedding` gives a column of codes; a table of many one-hot columns
-    costs one ``embedding_dim`` wide input per category column, not per one-hot column.
+    costs one ``group_dim`` wide input per category column, not per one-hot column.
     Without ``groups`` (models saved before they were introduced) the two-valued
     features enter as they are. Either way they come after the embedded features.
     Subclasses define ``_embed``, from (n_samples, n_embedded) to
@@ -38,9 +38,9 @@ class _FeatureEmbedding(nn.Module):
             if sorted(j for group in self.groups for j in group) != passthrough:
                 raise ValueError("groups must divide the passthrough features among them.")
             columns = [j for group in self.groups for j in group]
-            members = [g for g, group in enumerate(self.groups) for _ in group]
+            owners = [g for g, group in enumerate(self.groups) for _ in group]
             self.register_buffer("grouped", torch.tensor(columns, dtype=torch.long), False)
-            self.register_buffer("group_of", torch.tensor(members, dtype=torch.long), False)
+            self.register_buffer("group_of", torch.tensor(owners, dtype=torch.long), False)
             # Each grouped column's two values, low and high, become 0 and 1: one-hot again.
             # A column constant in training keeps its unit scale, so that other values (in
             # later chunks of partial_fit) still move its vector.
@@ -64,7 +64,7 @@ class _FeatureEmbedding(nn.Module):
             nn.init.zeros_(self.group_bias)
 
     def group_matrix(self):
-        """The groups' map as one matrix, (n_grouped, n_groups * embedding_dim).
+        """The groups' map as one matrix, (n_grouped, n_groups * group_dim).
 
         Row ``i`` holds the vector of the ``i``-th grouped column in its group's block
         and zeros elsewhere, so one product sums each group's columns.

@@ -67,6 +67,9 @@ class MLP(nn.Module):
         The passthrough features, divided into groups that each enter as one
         learned vector (the columns of a one-hot encoded category; a flag
         alone). None: they enter as they are.
+    passthrough_levels : list of [low, high], default=None
+        With ``passthrough_groups``: the two training values of each grouped
+        feature, in the groups' order, which become 0 and 1.
 
     Notes
     -----
