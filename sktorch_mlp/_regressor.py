@@ -40,7 +40,7 @@ from ._training.faults import (
 )
 from ._training.net import build_net
 from ._uncertainty import prediction_spread
-from ._validation_split import merge_and_split
+from ._validation_split import member_holdout, merge_and_split
 
 _SPARSE_FORMATS = ("csr", "csc", "coo")
 
@@ -95,7 +95,9 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         from its own random initial weights; predictions are their average.
         Averaging several networks reduces the variance of the prediction. The
         members are computed in one batched matrix product per layer, so the
-        cost grows more slowly than ``ensemble_size``.
+        cost grows more slowly than ``ensemble_size``. With early stopping, each
+        member holds out validation rows of its own and trains on all the
+        others, so the ensemble learns from every row (see ``early_stopping``).
 
     ensemble_type : {"independent", "shared"}, default="independent"
         How the members of an ensemble differ. "independent": each member has
@@ -138,7 +140,11 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the training data, stop when the
         validation loss has not improved by ``tol`` for ``n_iter_no_change``
-        epochs, and keep the weights of the best epoch. If False, train for
+        epochs, and keep the weights of the best epoch. In an ensemble every
+        member holds out its own ``validation_fraction`` of the rows (apart from
+        the other members' while they fit), and the validation loss is the
+        members' loss on the rows each held out, by its own prediction; all
+        members keep the weights of the same epoch. If False, train for
         ``max_epochs`` on all the data.
 
     validation_fraction : float in (0, 1), default=0.1
@@ -684,14 +690,22 @@ default="from_dtype"
             y = np.column_stack([y, weights.astype(np.float32)])
 
         validation_data = None
+        member_validation = False
         if self.early_stopping and not streaming:
-            X, X_valid, y, y_valid = X[n_valid:], X[:n_valid], y[n_valid:], y[:n_valid]
-            validation_data = (X_valid, y_valid)
+            if self.ensemble_size > 1:
+                X, y, validation_data = _member_validation_split(
+                    X, y, sample_weight is not None, n_valid, int(self.ensemble_size)
+                )
+                member_validation = True
+            else:
+                X, X_valid, y, y_valid = X[n_valid:], X[:n_valid], y[n_valid:], y[:n_valid]
+                validation_data = (X_valid, y_valid)
         if input_transformer is not None:
             # In place when the split already copied X, else into one new array.
             owned = validation_data is not None
             X = _transform_numbers(input_transformer, X, n_codes, copy=not owned)
             if validation_data is not None:
+                X_valid, y_valid = validation_data
                 X_valid = _transform_numbers(input_transformer, X_valid, n_codes, copy=False)
                 validation_data = (X_valid, y_valid)
 
@@ -725,7 +739,8 @@ default="from_dtype"
             weight_decay=float(self.weight_decay),
             batch_size=int(self.batch_size),
             max_epochs=1 if streaming else int(self.max_epochs),
-            weighted=sample_weight is not None,
+            weighted=sample_weight is not None and not member_validation,
+            member_validation=member_validation,
             target_scale=target_standardizer.scale_,
             n_iter_no_change=int(self.n_iter_no_change),
             tol=float(self.tol),
@@ -950,6 +965,44 @@ def _encode_remedy(categorical_features):
         "text first, for example with a OneHotEncoder in a ColumnTransformer placed before "
         "the regressor in a Pipeline."
     )
+
+
+def _member_validation_split(X, y, weighted, n_valid, n_members):
+    """Every row for training, each member holding out its own validation rows.
+
+    The members' shares come from :func:`member_holdout`: each member leaves out
+    ``n_valid`` rows of its own, and every row is trained on by the other members.
+    The target gains one weight column per member (a row's sample weight, or 1,
+    where the member trains or validates on it, else 0), read by the loss as
+    ``MSELoss(n_members=...)`` does.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_rows, n_features)
+        In :func:`merge_and_split`'s order.
+    y : ndarray of shape (n_rows, n_targets)
+        Standardized targets, then the sample weights' column if ``weighted``.
+    weighted : bool
+    n_valid : int
+        Number of rows each member holds out.
+    n_members : int
+
+    Returns
+    -------
+    X : ndarray
+        ``X`` itself: every row is trained on.
+    y : ndarray of shape (n_rows, n_outputs + n_members)
+        The targets and each member's training weights.
+    validation_data : tuple of (ndarray, ndarray)
+        The rows some member holds out (a copy), with the targets and each member's
+        validation weights.
+    """
+    held_out = member_holdout(len(X), n_valid, n_members)
+    targets, weights = (y[:, :-1], y[:, -1:]) if weighted else (y, np.ones((len(y), 1)))
+    rows = np.flatnonzero(held_out.any(axis=1))
+    y_train = np.column_stack([targets, weights * ~held_out]).astype(np.float32)
+    y_valid = np.column_stack([targets[rows], weights[rows] * held_out[rows]])
+    return X, y_train, (X[rows], y_valid.astype(np.float32))
 
 
 def _transform_numbers(transformer, X, n_codes, copy):

@@ -106,6 +106,36 @@ def merge_and_split(X, y, sample_weight, validation_fraction, random_state):
     return X, y, (None if weights is None else weights / weights.max()), n_valid
 
 
+def member_holdout(n_rows, n_valid, n_members):
+    """Which rows each member of an ensemble holds out for validation.
+
+    Member 0 holds out the first ``n_valid`` rows, the validation rows of
+    :func:`merge_and_split`; member ``m`` the ``n_valid`` rows that start at row
+    ``round(m * n_rows / n_members)``, wrapping around. The rows are in random
+    order, so every member validates on a random share of the size chosen, and
+    the shares do not overlap while ``n_members * n_valid <= n_rows``: each row is
+    then trained on by all members but at most one, and the ensemble as a whole
+    learns from every row.
+
+    Parameters
+    ----------
+    n_rows : int
+        Number of rows, in :func:`merge_and_split`'s order.
+    n_valid : int
+        Number of rows each member holds out, less than ``n_rows``.
+    n_members : int
+
+    Returns
+    -------
+    ndarray of shape (n_rows, n_members), bool
+        True where the member (column) holds the row out.
+    """
+    starts = np.rint(np.arange(n_members) * n_rows / n_members).astype(np.int64)
+    # A row's position after each member's start, wrapped around the end.
+    offsets = (np.arange(n_rows)[:, None] - starts) % n_rows
+    return offsets < n_valid
+
+
 def _held_out(weights, validation_fraction):
     """Mask of the rows to validate on, from the first in order until their weight is the share."""
     target = validation_fraction * weights.sum()

@@ -25,15 +25,27 @@ CONFIGURATIONS = list(
 def autograd_backprop(module, X, y, weight=None):
     """The reference: the MSE criterion on the module's forward pass, and autograd."""
     module.zero_grad(set_to_none=True)
-    target = y if weight is None else torch.cat([y, weight], dim=1)
+    if weight is None or weight.dim() == 2:
+        target = y if weight is None else torch.cat([y, weight], dim=1)
+        criterion = MSELoss(weighted=weight is not None)
+    else:  # one weight per member and sample, as columns after the targets
+        target = torch.cat([y, weight.squeeze(-1).T], dim=1)
+        criterion = MSELoss(n_members=len(weight))
     y_pred = module(X)
-    loss = MSELoss(weighted=weight is not None)(y_pred, target)
+    loss = criterion(y_pred, target)
     loss.backward()
     return loss.detach(), y_pred.detach()
 
 
-@pytest.mark.parametrize(("embedding", "ensemble", "dropout", "hidden"), CONFIGURATIONS)
-@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize(
+    ("embedding", "ensemble", "dropout", "hidden", "weighted"),
+    [
+        (*configuration, weighted)
+        for configuration in CONFIGURATIONS
+        for weighted in ["no", "per sample", "per member"]
+        if weighted != "per member" or configuration[1][0] > 1
+    ],
+)
 def test_gradients_loss_and_predictions_match_autograd(
     embedding, ensemble, dropout, hidden, weighted
 ):
@@ -49,7 +61,10 @@ def test_gradients_loss_and_predictions_match_autograd(
         ensemble_type=ensemble_type,
     )
     X, y = torch.randn(10, 4), torch.randn(10, 2)
-    weight = torch.rand(10, 1) if weighted else None
+    weight = {"no": None, "per sample": torch.rand(10, 1)}.get(weighted)
+    if weighted == "per member":  # each member holds out a row of its own
+        weight = torch.rand(ensemble_size, 10, 1)
+        weight[torch.arange(ensemble_size), torch.arange(ensemble_size)] = 0.0
     results = {}
     for name, backprop in [("autograd", autograd_backprop), ("by hand", mse_backprop)]:
         module.zero_grad(set_to_none=True)
@@ -164,3 +179,24 @@ def test_each_shared_member_is_trained_on_its_own_loss():
         own_error = 2 * (members[member] - y) / (3 * len(y))
         expected = hidden[member].detach().T @ own_error
         torch.testing.assert_close(module.output.weight.grad[member], expected)
+
+
+@pytest.mark.parametrize("ensemble_type", ["independent", "shared"])
+def test_a_member_learns_nothing_from_the_rows_it_holds_out(ensemble_type):
+    # With per-member weights, member 0's weight of row 0 is zero: its target moves member 1's
+    # gradients, and leaves member 0's own layers (and the output layer's member 0) untouched.
+    torch.manual_seed(0)
+    module = MLP(4, 1, (8,), 0.0, ensemble_size=2, ensemble_type=ensemble_type).train()
+    X, y = torch.randn(6, 4), torch.randn(6, 1)
+    weight = torch.ones(2, 6, 1)
+    weight[0, 0] = 0.0
+    gradients = []
+    for target in (y, y.index_fill(0, torch.tensor([0]), 10.0)):
+        mse_backprop(module, X, target, weight)
+        gradients.append({name: p.grad.clone() for name, p in module.named_parameters()})
+    before, after = gradients
+    torch.testing.assert_close(after["output.weight"][0], before["output.weight"][0])
+    assert not torch.allclose(after["output.weight"][1], before["output.weight"][1])
+    if ensemble_type == "independent":
+        torch.testing.assert_close(after["hidden.0.weight"][0], before["hidden.0.weight"][0])
+        assert not torch.allclose(after["hidden.0.weight"][1], before["hidden.0.weight"][1])

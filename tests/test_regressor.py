@@ -212,7 +212,9 @@ def test_early_stopping_stops_and_keeps_the_best_epoch(regression_data):
 
 def test_early_stopping_restores_the_best_weights(regression_data):
     X, y = regression_data
-    model = small_model(max_epochs=60, n_iter_no_change=5, lr=3e-2).fit(X, y)
+    # One network, one validation set (an ensemble's members each hold out their own rows:
+    # test_validation_split.py::test_ensemble_members_train_on_every_row_and_validate_on_their_own).
+    model = small_model(max_epochs=60, n_iter_no_change=5, lr=3e-2, ensemble_size=1).fit(X, y)
     valid = model.net_.train_split.keywords["valid_ds"]
     kept_rmse = np.sqrt(np.mean((model.net_.predict(valid.X) - valid.y) ** 2))
     valid_losses = model.history_[:, "valid_loss"]

@@ -6,12 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+import torch
 from sklearn.model_selection import train_test_split
 
 import sktorch_mlp._regressor as regressor_module
 import sktorch_mlp._validation_split as split_module
 from sktorch_mlp import TorchMLPRegressor
-from sktorch_mlp._validation_split import merge_and_split
+from sktorch_mlp._validation_split import member_holdout, merge_and_split
 
 
 def data_with_copies(n_distinct=30, n_features=3, seed=0):
@@ -226,3 +227,44 @@ def test_without_early_stopping_copies_are_not_merged():
     model = small_model(early_stopping=False).fit(X, y.ravel())
     assert model.history_[-1]["batches"][0]["train_batch_size"] == len(X)
     assert not model.net_.criterion_.weighted
+
+
+@pytest.mark.parametrize(("n_rows", "n_valid", "n_members"), [(50, 5, 4), (7, 1, 7), (10, 4, 3)])
+def test_each_member_holds_out_its_own_rows(n_rows, n_valid, n_members):
+    held_out = member_holdout(n_rows, n_valid, n_members)
+    assert held_out.shape == (n_rows, n_members)
+    assert (held_out.sum(axis=0) == n_valid).all()  # every member, the same share
+    np.testing.assert_array_equal(np.flatnonzero(held_out[:, 0]), np.arange(n_valid))
+    if n_members * n_valid <= n_rows:  # shares apart: each row is left out by one member at most
+        assert held_out.sum(axis=1).max() == 1
+    else:  # overlapping, as evenly as they fit
+        assert held_out.sum(axis=1).max() - held_out.sum(axis=1).min() <= 1
+
+
+def test_ensemble_members_train_on_every_row_and_validate_on_their_own(monkeypatch):
+    # Each member holds out its own rows: the ensemble trains on all of them, and the validation
+    # loss is the members' squared error on the rows each held out, from their own predictions.
+    splits = []
+
+    def recording_merge_and_split(*args):
+        result = merge_and_split(*args)
+        splits.append([np.copy(part) if isinstance(part, np.ndarray) else part for part in result])
+        return result  # transformed in place by fit: the copies keep the rows as they were
+
+    monkeypatch.setattr(regressor_module, "merge_and_split", recording_merge_and_split)
+    rng = np.random.default_rng(0)
+    X, y = rng.random((50, 3)), rng.random(50)
+    model = small_model(ensemble_size=3, max_epochs=4).fit(X, y)
+    ((X_out, y_out, _, n_valid),) = splits
+    batches = model.history_[-1]["batches"]
+    assert batches[0]["train_batch_size"] == 50 and batches[1]["valid_batch_size"] == 3 * n_valid
+
+    held_out = member_holdout(len(X_out), n_valid, 3)
+    module = model.net_.module_.eval()
+    with torch.no_grad():
+        X_in = torch.as_tensor(model._input_transformer.transform(X_out))
+        members = module.member_predictions(X_in).numpy()[..., 0]  # (n_members, n_rows)
+    errors = members - model._target_standardizer.transform(y_out).ravel()
+    expected = (errors.T**2)[held_out].mean()
+    best = model.history_[:, "valid_loss"][model.best_epoch_ - 1]
+    np.testing.assert_allclose(best, expected, rtol=1e-4)

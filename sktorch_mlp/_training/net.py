@@ -3,9 +3,9 @@
 skorch owns the training loop (epochs, batches, callbacks, history). This module
 configures it: the :class:`~sktorch_mlp._network.mlp.MLP`, a (weighted) MSE loss, AdamW,
 batches fed from device-resident tensors, a learning-rate schedule, and early
-stopping on a held-out validation set; and it replaces the training step with one
-whose backward pass and optimizer step skip autograd's and torch.optim's per-call
-work (``_backprop.py``, ``_optim.py``).
+stopping on a held-out validation set (one per member of an ensemble); and it replaces
+the training step with one whose backward pass and optimizer step skip autograd's and
+torch.optim's per-call work (``_backprop.py``, ``_optim.py``).
 """
 
 import functools
@@ -58,7 +58,7 @@ def supports_fused_adamw(device):
 
 
 class MSELoss(nn.Module):
-    """Mean squared error, optionally weighted per sample.
+    """Mean squared error, optionally weighted per sample or per member and sample.
 
     Parameters
     ----------
@@ -66,14 +66,25 @@ class MSELoss(nn.Module):
         If True, the last column of the target holds each sample's weight
         (normalized to mean 1 over the training set), so weights travel through
         batching and shuffling together with their rows.
+    n_members : int or None, default=None
+        If given, the last ``n_members`` columns of the target hold each member's
+        weight of the sample (0 for the rows a member holds out for validation),
+        and predictions are the members' own, of shape (n_members, n_samples,
+        n_outputs). Replaces ``weighted``.
     """
 
-    def __init__(self, weighted=False):
+    def __init__(self, weighted=False, n_members=None):
         super().__init__()
         self.weighted = weighted
+        self.n_members = n_members
 
     def split_target(self, y_true):
-        """Return ``(targets, weights)``; weights are None when unweighted."""
+        """Return ``(targets, weights)``; weights are None when unweighted.
+
+        Weights are of shape (n_samples, 1), or (n_members, n_samples, 1) per member.
+        """
+        if self.n_members:
+            return y_true[:, : -self.n_members], y_true[:, -self.n_members :].T.unsqueeze(-1)
         if self.weighted:
             return y_true[:, :-1], y_true[:, -1:]
         return y_true, None
@@ -91,7 +102,10 @@ class MLPNet(NeuralNetRegressor):
       once at the end, not once per batch (a host-device synchronization each time
       on a GPU). From them it records the epoch's mean loss (MSE of the
       standardized target) and its RMSE in target units, ``train_rmse`` and
-      ``valid_rmse``. The history holds one batch entry per epoch and phase.
+      ``valid_rmse``: of the members' average prediction, or, with per-member
+      weights (``MSELoss(n_members=...)``), of each member's own prediction on the
+      rows it trains or validates on. The history holds one batch entry per epoch
+      and phase.
     - A training step computes the gradients with the hand-written backward pass of
       :func:`~sktorch_mlp._backprop.mse_backprop`, which sets them (no zeroing), and
       updates the weights with AdamW's fused kernel, called directly
@@ -192,7 +206,11 @@ class MLPNet(NeuralNetRegressor):
     def validation_step(self, batch, **fit_params):
         X, y = batch
         with torch.no_grad():
-            y_pred = self.module_(X, **fit_params)
+            if self.criterion_.n_members:
+                # Each member is scored on the rows it held out, by its own prediction.
+                y_pred = self.module_.member_predictions(X)
+            else:
+                y_pred = self.module_(X, **fit_params)
             return {"loss": self.criterion_(y_pred, y), "y_pred": y_pred}
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
@@ -204,6 +222,7 @@ class MLPNet(NeuralNetRegressor):
         error_products = None
         weight_sum = None  # only weighted targets need it; otherwise it is n_samples
         n_samples = n_batches = 0
+        per_member = False  # each member scored on its own rows, the loss per unit of weight
         notify_batches = self._callbacks_listen_to_batches()
         # When no callback sees the batches, nothing but the training step touches the
         # optimizer during the epoch, so whether its direct step applies is checked once.
@@ -217,7 +236,13 @@ class MLPNet(NeuralNetRegressor):
                 step = step_fn(batch, **fit_params)
                 y_true, weight = split_target(batch[1])
                 y_pred = step["y_pred"].detach()
-                if y_pred.dim() == 3:  # an ensemble's members: score their average
+                if weight is not None and weight.dim() == 3:
+                    # Each member on the rows it trains or validates on: one row per member
+                    # and sample, weighted by the member's weight of the sample.
+                    y_true = y_true.repeat(len(weight), 1)
+                    y_pred, weight = y_pred.flatten(0, 1), weight.flatten(0, 1)
+                    per_member = True
+                elif y_pred.dim() == 3:  # an ensemble's members: score their average
                     y_pred = y_pred.mean(dim=0)
                 error = y_pred - y_true
                 weighted_error = error
@@ -228,7 +253,7 @@ class MLPNet(NeuralNetRegressor):
                     error_products = weighted_error.T @ error
                 else:
                     error_products.addmm_(weighted_error.T, error)
-                n_samples += y_true.shape[0]
+                n_samples += len(batch[1])
                 n_batches += 1
                 if notify_batches:
                     self.notify("on_batch_end", batch=batch, training=training, **step)
@@ -239,7 +264,8 @@ class MLPNet(NeuralNetRegressor):
         total_weight = n_samples if weight_sum is None else weight_sum.item()
         self.history.new_batch()
         self.history.record_batch(
-            prefix + "_loss", per_output.sum() / (n_samples * len(per_output))
+            prefix + "_loss",
+            per_output.sum() / ((total_weight if per_member else n_samples) * len(per_output)),
         )
         self.history.record_batch(prefix + "_batch_size", n_samples)
         self.history.record(prefix + "_batch_count", n_batches)
@@ -306,6 +332,7 @@ def build_net(
     category_sizes=(),
     embedding_dim=16,
     weighted=False,
+    member_validation=False,
     target_scale=None,
     validation_data=None,
     n_iter_no_change=10,
@@ -319,13 +346,19 @@ def build_net(
     ----------
     weighted : bool
         Whether the last target column holds sample weights.
+    member_validation : bool
+        Whether the last ``ensemble_size`` target columns hold each member's
+        weights: every member of an ensemble trains on all rows but those it holds
+        out, and is validated on those by its own prediction.
     target_scale : ndarray of shape (n_outputs,)
         Standard deviation of each original target column.
     validation_data : tuple of (ndarray, ndarray) or None
         Standardized float32 ``(X_valid, y_valid)``. When given, the validation
         loss and RMSE are recorded every epoch and training stops once the
         validation loss has not improved by ``tol`` for ``n_iter_no_change``
-        epochs, keeping the best epoch's weights.
+        epochs, keeping the best epoch's weights. With ``member_validation``,
+        ``y_valid`` ends with each member's weights of the rows, as the training
+        target does.
     embedding_dim : int
         Width of each numeric feature's embedding; 16 in models saved before it
         was configured.
@@ -388,6 +421,7 @@ def build_net(
         module__embedding_dim=embedding_dim,
         criterion=MSELoss,
         criterion__weighted=weighted,
+        criterion__n_members=ensemble_size if member_validation else None,
         optimizer=torch.optim.AdamW,
         lr=lr,
         optimizer__weight_decay=weight_decay,
