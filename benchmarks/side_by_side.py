@@ -7,7 +7,8 @@ alternating from one repeat to the next, so that the machine's slow spells hit e
 alike; the times are the epochs after the first, from ``history_[:, "dur"]``.
 
 Run: ``python benchmarks/side_by_side.py 143f4be 0cbade3 --repeats 10`` (about 3 minutes on a
-2-core CPU).
+2-core CPU). With ``--whole-fits``, each version's default model is instead fitted to the end
+(early stopping included) and the whole fit is timed: what a user waits for, epochs and all.
 """
 
 import argparse
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -62,11 +64,47 @@ def later_epochs(estimator_class, params, X, y, epochs):
     return list(model.history_[1:, "dur"])
 
 
+def whole_fit(estimator_class, X, y):
+    """Seconds and epochs of one default fit, to the end."""
+    start = time.perf_counter()
+    model = estimator_class(random_state=0, device="cpu").fit(X, y)
+    return time.perf_counter() - start, model.n_iter_
+
+
+def report_whole_fits(versions, X, y, repeats):
+    fits = {name: [] for name in versions}
+    for repeat in range(repeats):
+        order = list(versions.items())
+        for name, estimator_class in order if repeat % 2 == 0 else order[::-1]:
+            fits[name].append(whole_fit(estimator_class, X, y))
+    names = list(versions)
+    print(
+        f"California housing training split, default model fitted to the end, {repeats} fit(s) "
+        f"per version, torch threads {torch.get_num_threads()}."
+    )
+    print()
+    print("| version | fit s (each) | epochs | ms per epoch | fit time / " + names[0] + " |")
+    print("|---|---:|---:|---:|---:|")
+    first = np.mean([seconds for seconds, _ in fits[names[0]]])
+    for name in names:
+        seconds = np.array([s for s, _ in fits[name]])
+        epochs = [e for _, e in fits[name]]
+        per_epoch = 1e3 * seconds.sum() / sum(epochs)
+        each = ", ".join(f"{s:.1f}" for s in seconds)
+        print(
+            f"| {name} | {each} | {', '.join(map(str, epochs))} | {per_epoch:.0f} "
+            f"| {seconds.mean() / first:.2f}x |"
+        )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("revisions", nargs="+", help="git revisions to compare with the checkout")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument(
+        "--whole-fits", action="store_true", help="time whole default fits, early stopping on"
+    )
     args = parser.parse_args()
 
     from sktorch_mlp import TorchMLPRegressor
@@ -75,6 +113,9 @@ def main():
     with tempfile.TemporaryDirectory() as folder:
         versions = dict(import_revision(revision, folder) for revision in args.revisions)
         versions["checkout"] = TorchMLPRegressor
+        if args.whole_fits:
+            report_whole_fits(versions, X, y, args.repeats)
+            return
         times = {(network, name): [] for network in NETWORKS for name in versions}
         for repeat in range(args.repeats):
             order = list(versions.items())
