@@ -683,21 +683,22 @@ default="from_dtype"
             target_standardizer = ColumnStandardizer(y, sample_weight)
 
         y = target_standardizer.transform(y)
+        weights = None
         if sample_weight is not None:
-            # Weights travel with their rows as an extra target column; mean 1 keeps the
+            # Weights travel with their rows as extra target columns; mean 1 keeps the
             # loss on the scale of the unweighted one, whatever the weights' units.
-            weights = sample_weight / sample_weight.mean()
-            y = np.column_stack([y, weights.astype(np.float32)])
+            weights = (sample_weight / sample_weight.mean()).astype(np.float32)
 
         validation_data = None
-        member_validation = False
-        if self.early_stopping and not streaming:
-            if self.ensemble_size > 1:
-                X, y, validation_data = _member_validation_split(
-                    X, y, sample_weight is not None, n_valid, int(self.ensemble_size)
-                )
-                member_validation = True
-            else:
+        member_validation = self.early_stopping and not streaming and self.ensemble_size > 1
+        if member_validation:
+            X, y, validation_data = _member_validation_split(
+                X, y, weights, n_valid, int(self.ensemble_size)
+            )
+        else:
+            if weights is not None:
+                y = np.column_stack([y, weights])
+            if self.early_stopping and not streaming:
                 X, X_valid, y, y_valid = X[n_valid:], X[:n_valid], y[n_valid:], y[:n_valid]
                 validation_data = (X_valid, y_valid)
         if input_transformer is not None:
@@ -967,7 +968,7 @@ def _encode_remedy(categorical_features):
     )
 
 
-def _member_validation_split(X, y, weighted, n_valid, n_members):
+def _member_validation_split(X, y, weights, n_valid, n_members):
     """Every row for training, each member holding out its own validation rows.
 
     The members' shares come from :func:`member_holdout`: each member leaves out
@@ -980,9 +981,10 @@ def _member_validation_split(X, y, weighted, n_valid, n_members):
     ----------
     X : ndarray of shape (n_rows, n_features)
         In :func:`merge_and_split`'s order.
-    y : ndarray of shape (n_rows, n_targets)
-        Standardized targets, then the sample weights' column if ``weighted``.
-    weighted : bool
+    y : ndarray of shape (n_rows, n_outputs)
+        Standardized targets.
+    weights : ndarray of shape (n_rows,) or None
+        Sample weights, of mean 1; None for unweighted rows.
     n_valid : int
         Number of rows each member holds out.
     n_members : int
@@ -998,11 +1000,11 @@ def _member_validation_split(X, y, weighted, n_valid, n_members):
         validation weights.
     """
     held_out = member_holdout(len(X), n_valid, n_members)
-    targets, weights = (y[:, :-1], y[:, -1:]) if weighted else (y, np.ones((len(y), 1)))
+    weights = np.ones((len(y), 1), np.float32) if weights is None else weights[:, None]
     rows = np.flatnonzero(held_out.any(axis=1))
-    y_train = np.column_stack([targets, weights * ~held_out]).astype(np.float32)
-    y_valid = np.column_stack([targets[rows], weights[rows] * held_out[rows]])
-    return X, y_train, (X[rows], y_valid.astype(np.float32))
+    y_train = np.column_stack([y, weights * ~held_out]).astype(np.float32, copy=False)
+    y_valid = np.column_stack([y[rows], weights[rows] * held_out[rows]])
+    return X, y_train, (X[rows], y_valid.astype(np.float32, copy=False))
 
 
 def _transform_numbers(transformer, X, n_codes, copy):
