@@ -692,7 +692,8 @@ default="from_dtype"
         validation_data = None
         member_validation = self.early_stopping and not streaming and self.ensemble_size > 1
         if member_validation:
-            X, y, validation_data = _member_validation_split(
+            # Every row of X is trained on; the members' weights say which each holds out.
+            y, validation_data = _member_validation_split(
                 X, y, weights, n_valid, int(self.ensemble_size)
             )
         else:
@@ -969,7 +970,7 @@ def _encode_remedy(categorical_features):
 
 
 def _member_validation_split(X, y, weights, n_valid, n_members):
-    """Every row for training, each member holding out its own validation rows.
+    """Training targets for every row, each member holding out its own validation rows.
 
     The members' shares come from :func:`member_holdout`: each member leaves out
     ``n_valid`` rows of its own, and every row is trained on by the other members.
@@ -991,8 +992,6 @@ def _member_validation_split(X, y, weights, n_valid, n_members):
 
     Returns
     -------
-    X : ndarray
-        ``X`` itself: every row is trained on.
     y : ndarray of shape (n_rows, n_outputs + n_members)
         The targets and each member's training weights.
     validation_data : tuple of (ndarray, ndarray)
@@ -1004,7 +1003,7 @@ def _member_validation_split(X, y, weights, n_valid, n_members):
     rows = np.flatnonzero(held_out.any(axis=1))
     y_train = np.column_stack([y, weights * ~held_out]).astype(np.float32, copy=False)
     y_valid = np.column_stack([y[rows], weights[rows] * held_out[rows]])
-    return X, y_train, (X[rows], y_valid.astype(np.float32, copy=False))
+    return y_train, (X[rows], y_valid.astype(np.float32, copy=False))
 
 
 def _transform_numbers(transformer, X, n_codes, copy):
