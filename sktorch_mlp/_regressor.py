@@ -130,6 +130,18 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
         Decoupled weight decay (AdamW): every step shrinks the weights by
         ``lr * weight_decay`` times their value.
 
+    ema_decay : float in [0, 1), default=0.99
+        Decay of an exponential moving average of the weights, kept beside the
+        weights being trained: after every optimizer step it moves
+        ``1 - ema_decay`` of the way towards them (further in the first few
+        hundred steps, which have less to average), so it averages about the
+        last ``1 / (1 - ema_decay)`` steps (100 by default). Early stopping and
+        the "plateau" schedule score the average, and the fitted model keeps
+        it: Adam's steps leave the weights scattered around the region the loss
+        settles in, and their average predicts better than any one step's.
+        0 keeps the trained weights themselves. Not used by :meth:`partial_fit`,
+        whose calls each see one pass over a chunk.
+
     batch_size : int >= 1, default=128
         Number of samples per mini-batch; one optimizer step per batch. Values
         between 16 and 256 suit most tabular data sets.
@@ -323,6 +335,7 @@ default="from_dtype"
         "lr": [Interval(Real, 0, None, closed="neither")],
         "lr_schedule": [StrOptions({"constant", "plateau", "cosine"})],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "ema_decay": [Interval(Real, 0, 1, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
@@ -350,6 +363,7 @@ default="from_dtype"
         lr=1e-3,
         lr_schedule="plateau",
         weight_decay=0.4,
+        ema_decay=0.99,
         batch_size=128,
         max_epochs=200,
         early_stopping=True,
@@ -375,6 +389,7 @@ default="from_dtype"
         self.lr = lr
         self.lr_schedule = lr_schedule
         self.weight_decay = weight_decay
+        self.ema_decay = ema_decay
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.early_stopping = early_stopping
@@ -739,6 +754,7 @@ default="from_dtype"
             lr=float(self.lr),
             lr_schedule="constant" if streaming else self.lr_schedule,
             weight_decay=float(self.weight_decay),
+            ema_decay=0.0 if streaming else float(self.ema_decay),
             batch_size=int(self.batch_size),
             max_epochs=1 if streaming else int(self.max_epochs),
             weighted=sample_weight is not None and not member_validation,

@@ -3,6 +3,7 @@
 - ``net``: the skorch net (``NeuralNetRegressor`` subclass), its loss and training step;
 - ``backprop``: the hand-written backward pass of the network under MSE;
 - ``optim``: AdamW's fused kernel called directly on flat parameter storage;
+- ``averaging``: the moving average of the weights that is validated and kept;
 - ``batches``: mini-batches sliced from tensors already on the training device;
 - ``progress``: the progress bar and epoch table shown by ``verbose``;
 - ``faults``: non-finite losses, running out of memory, and other failures in training;

@@ -20,6 +20,7 @@ from torch import nn
 from torch.func import functional_call
 
 from .._network.mlp import MLP
+from .averaging import WeightAverage
 from .backprop import mse_backprop
 from .batches import TensorBatches
 from .device import device_for_loading
@@ -113,6 +114,13 @@ class MLPNet(NeuralNetRegressor):
       sees, whether that direct call applies is checked once
       (:class:`~sktorch_mlp._optim.AdamWSteps`). With ``mixed_precision`` or
       ``compile_mode`` it goes through autograd instead.
+    - With ``ema_decay``, an exponential moving average of the weights
+      (:class:`~sktorch_mlp._training.averaging.WeightAverage`) follows every
+      training step. Between epochs the module holds the average: validation
+      scores it, the callbacks at the end of an epoch see it (early stopping keeps
+      the best epoch's average, the training guard the last good one), and it is
+      the model when training ends, from which a resumed fit continues. Each
+      training epoch continues from the trained weights.
     - Batch notifications are sent only when a callback acts on them.
     - float64 inputs run through the float32-trained weights in float64. Predictions
       are then independent of how rows are batched (float32 matrix products round
@@ -129,15 +137,49 @@ class MLPNet(NeuralNetRegressor):
         Autocast dtype of the training step's matrix products; None for float32.
     compile_mode : {None, "default", "reduce-overhead", "max-autotune"}
         ``torch.compile`` mode of the network for training; None does not compile.
+    ema_decay : float
+        Decay per step of the moving average of the weights; 0 keeps no average.
     *args, **kwargs
         Passed to ``skorch.NeuralNetRegressor``.
     """
 
-    def __init__(self, *args, target_scale=None, mixed_precision=None, compile_mode=None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        target_scale=None,
+        mixed_precision=None,
+        compile_mode=None,
+        ema_decay=0.0,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.target_scale = target_scale
         self.mixed_precision = mixed_precision
         self.compile_mode = compile_mode
+        self.ema_decay = ema_decay
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        # Each call starts its own average, from the weights it starts from.
+        average = WeightAverage(self.module_, self.ema_decay) if self.ema_decay else None
+        self._weight_average = average
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        super().on_epoch_begin(net, dataset_train, dataset_valid, **kwargs)
+        # Between epochs the module holds the average; the epoch trains the trained weights.
+        # Before the callbacks, which then see (and may change) the weights about to train.
+        average = getattr(self, "_weight_average", None)
+        if average is not None:
+            average.swap_out()
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        # Before the callbacks: early stopping then loads the best epoch's average, which
+        # replaces this one; without it, the last average is the model.
+        average = getattr(self, "_weight_average", None)
+        if average is not None:
+            average.swap_in()
+            self._weight_average = None
+        super().on_train_end(net, X=X, y=y, **kwargs)
 
     def on_batch_begin(self, net, batch=None, training=False, **kwargs):
         # skorch opens a history entry per batch here; run_single_epoch opens one per epoch.
@@ -161,6 +203,9 @@ class MLPNet(NeuralNetRegressor):
             adamw_step(self.optimizer_)
         else:
             epoch_steps()
+        average = getattr(self, "_weight_average", None)
+        if average is not None:
+            average.update()
         return {"loss": loss, "y_pred": y_pred}
 
     def _autograd_train_step(self, X, y):
@@ -201,6 +246,9 @@ class MLPNet(NeuralNetRegressor):
             scaler.scale(loss).backward()
             scaler.step(self.optimizer_)
             scaler.update()
+        average = getattr(self, "_weight_average", None)
+        if average is not None:
+            average.update()
         return {"loss": loss.detach(), "y_pred": y_pred.detach()}
 
     def validation_step(self, batch, **fit_params):
@@ -259,6 +307,9 @@ class MLPNet(NeuralNetRegressor):
                     self.notify("on_batch_end", batch=batch, training=training, **step)
         finally:
             self._epoch_optimizer_steps = None
+        average = getattr(self, "_weight_average", None)
+        if training and average is not None:
+            average.swap_in()  # to validate, and for the callbacks at the end of the epoch
 
         per_output = torch.diagonal(error_products).double().cpu().numpy()
         total_weight = n_samples if weight_sum is None else weight_sum.item()
@@ -339,6 +390,7 @@ def build_net(
     tol=1e-4,
     mixed_precision=None,
     compile_mode=None,
+    ema_decay=0.0,
 ):
     """Configure (but do not initialize) the skorch net that trains the MLP.
 
@@ -366,6 +418,10 @@ def build_net(
         Autocast dtype of the training step's matrix products.
     compile_mode : {None, "default", "reduce-overhead", "max-autotune"}
         ``torch.compile`` mode of the network for training; None does not compile.
+    ema_decay : float
+        Decay per step of the moving average of the weights that is validated and
+        kept (:class:`~sktorch_mlp._training.averaging.WeightAverage`); 0 keeps the
+        trained weights themselves, as models saved before it was introduced do.
 
     Other parameters are those of :class:`~sktorch_mlp.TorchMLPRegressor`;
     ``device`` is already resolved (e.g. "cpu" or "cuda:0").
@@ -441,4 +497,5 @@ def build_net(
         target_scale=target_scale,
         mixed_precision=mixed_precision,
         compile_mode=compile_mode,
+        ema_decay=ema_decay,
     )
