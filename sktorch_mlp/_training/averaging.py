@@ -35,7 +35,11 @@ class WeightAverage:
     def __init__(self, module, decay):
         self.module = module
         self.decay = decay
-        self._average = [param.detach().clone() for param in module.parameters()]
+        # The Parameter objects themselves, not their detached tensors: the optimizer's flat
+        # layout later moves their values into buffers of its own (``param.data = view``),
+        # which a Parameter follows and a tensor detached before would not.
+        self._params = list(module.parameters())
+        self._average = [param.detach().clone() for param in self._params]
         self._trained = None  # the trained weights while the average is in their place
         self.n_steps = 0
 
@@ -44,12 +48,7 @@ class WeightAverage:
         """Move the average towards the parameters after a training step."""
         self.n_steps += 1
         decay = min(self.decay, (1 + self.n_steps) / (10 + self.n_steps))
-        torch._foreach_lerp_(self._average, self._parameters(), 1 - decay)
-
-    def _parameters(self):
-        # Read afresh each time: the optimizer's flat layout moves the parameters' values
-        # into buffers of its own (``param.data = view``) after training has started.
-        return [param.detach() for param in self.module.parameters()]
+        torch._foreach_lerp_(self._average, self._params, 1 - decay)
 
     @property
     def swapped_in(self):
@@ -60,13 +59,12 @@ class WeightAverage:
     def swap_in(self):
         """Put the average in the module's parameters, keeping the trained weights aside."""
         if self._trained is None:
-            params = self._parameters()
-            self._trained = [param.clone() for param in params]
-            torch._foreach_copy_(params, self._average)
+            self._trained = [param.detach().clone() for param in self._params]
+            torch._foreach_copy_(self._params, self._average)
 
     @torch.no_grad()
     def swap_out(self):
         """Put the trained weights back in the module's parameters, to train on."""
         if self._trained is not None:
-            torch._foreach_copy_(self._parameters(), self._trained)
+            torch._foreach_copy_(self._params, self._trained)
             self._trained = None
