@@ -2,7 +2,7 @@
 
 Adam's steps leave the weights scattered around the region the loss settles in, and
 one epoch's weights are one draw from that scatter. Their moving average over the
-last few hundred steps sits nearer its centre and predicts better (Polyak averaging;
+last steps sits nearer its centre and predicts better (Polyak averaging;
 the same average that ``torch.optim.swa_utils.get_ema_multi_avg_fn`` keeps). It is
 kept here as tensors beside the module rather than as the second module of
 ``torch.optim.swa_utils.AveragedModel``: skorch's early stopping, the learning-rate
