@@ -25,7 +25,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._network.mlp import EMBEDDING_DIMS
+from ._network.mlp import EMBEDDING_DIMS, PIECEWISE_BINS
 from ._persistence import net_state, restore_net
 from ._scaling import ColumnStandardizer, make_input_transformer
 from ._seeding import seeded_torch_rng
@@ -77,7 +77,7 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
 
     embedding : {"piecewise", "periodic", "none"}, default="piecewise"
         How each input feature enters the network. "piecewise" encodes it on
-        48 bins (at the quantiles of the training data, with
+        96 bins (at the quantiles of the training data, with
         ``input_transform="quantile"``): 1 for each bin below the value, the
         fraction of its own bin, 0 above; a learned linear map of that encoding
         plus a linear term of the feature gives its embedding of 32 values (PLE
@@ -745,6 +745,7 @@ default="from_dtype"
             dropout=float(self.dropout),
             embedding=self.embedding,
             embedding_dim=EMBEDDING_DIMS.get(self.embedding, 16),
+            n_bins=PIECEWISE_BINS,
             ensemble_size=int(self.ensemble_size),
             ensemble_type=self.ensemble_type,
             passthrough_features=passthrough_features,

@@ -157,3 +157,23 @@ def test_a_model_saved_before_the_embedding_width_was_configured_loads_with_widt
 
     assert loaded.net_.module_.embedding.weight.shape[-1] == 16
     np.testing.assert_allclose(loaded.predict(X), model.predict(X))
+
+
+def test_a_model_saved_before_the_number_of_bins_was_configured_loads_with_48_bins(
+    monkeypatch,
+):
+    from sktorch_mlp import _regressor
+    from sktorch_mlp._network import mlp
+
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    y = X @ [1.0, -2.0, 0.5]
+    monkeypatch.setattr(_regressor, "PIECEWISE_BINS", 48)
+    model = small_model(embedding="piecewise").fit(X, y)
+    del model._net_config["n_bins"]  # as those models saved their configuration
+    monkeypatch.undo()
+    assert mlp.PIECEWISE_BINS != 48
+
+    loaded = pickle.loads(pickle.dumps(model))
+
+    assert loaded.net_.module_.embedding.weight.shape[1] == 48
+    np.testing.assert_allclose(loaded.predict(X), model.predict(X))

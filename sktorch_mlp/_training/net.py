@@ -382,6 +382,7 @@ def build_net(
     passthrough_levels=None,
     category_sizes=(),
     embedding_dim=16,
+    n_bins=48,
     weighted=False,
     member_validation=False,
     target_scale=None,
@@ -414,6 +415,9 @@ def build_net(
     embedding_dim : int
         Width of each numeric feature's embedding; 16 in models saved before it
         was configured.
+    n_bins : int
+        Bins of the piecewise-linear encoding; 48 in models saved before it was
+        configured.
     mixed_precision : {None, "bfloat16", "float16"}
         Autocast dtype of the training step's matrix products.
     compile_mode : {None, "default", "reduce-overhead", "max-autotune"}
@@ -475,6 +479,7 @@ def build_net(
         module__passthrough_levels=passthrough_levels,
         module__category_sizes=tuple(category_sizes),
         module__embedding_dim=embedding_dim,
+        module__n_bins=n_bins,
         criterion=MSELoss,
         criterion__weighted=weighted,
         criterion__n_members=ensemble_size if member_validation else None,
