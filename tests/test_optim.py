@@ -188,6 +188,45 @@ def test_steps_of_an_epoch_notice_gradients_replaced_instead_of_written_into():
     assert_same_training(train(epoch_steps()), train(torch.optim.AdamW.step))
 
 
+def train_two_groups(step, n_steps=6):
+    """Like ``train``, with the first two parameters in a group of their own weight decay."""
+    params = make_params()
+    groups = [{"params": params[:2], "weight_decay": 0.05}, {"params": params[2:]}]
+    optimizer = torch.optim.AdamW(groups, lr=0.01, weight_decay=0.3, fused=True)
+    for index in range(n_steps):
+        set_gradients(params, index)
+        for group in optimizer.param_groups:
+            group["lr"] = 0.01 / (index + 1)  # as a scheduler would, for every group
+        step(optimizer)
+    return params, optimizer
+
+
+@pytest.mark.parametrize("step", [adamw_step, epoch_steps()], ids=["step", "epoch"])
+def test_parameter_groups_update_exactly_each_with_its_own_weight_decay(step):
+    params, optimizer = train_two_groups(step)
+    assert training_optim._layouts.get(optimizer) is not None  # the direct step ran
+    expected = train_two_groups(torch.optim.AdamW.step)
+    assert_same_training((params, optimizer), expected)
+    # The groups' decays differ, so a single decay for all would not have matched.
+    assert not torch.equal(params[0], train(torch.optim.AdamW.step)[0][0])
+
+
+def test_an_empty_parameter_without_gradient_leaves_the_direct_step():
+    # A network's vectors for one-hot groups, on a table without two-valued columns.
+    def with_empty_parameter(step):
+        params = make_params()
+        empty = torch.nn.Parameter(torch.empty(0, 4))
+        optimizer = torch.optim.AdamW([*params, empty], lr=0.01, weight_decay=0.3, fused=True)
+        for index in range(4):
+            set_gradients(params, index)
+            step(optimizer)
+        return params, optimizer
+
+    params, optimizer = with_empty_parameter(adamw_step)
+    assert training_optim._layouts.get(optimizer) is not None  # the direct step ran
+    assert_same_training((params, optimizer), with_empty_parameter(torch.optim.AdamW.step))
+
+
 def test_parameters_on_two_devices_fall_back_to_optimizer_step():
     # The meta device stands in for a GPU: a second device, without needing one.
     params = [torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2, device="meta"))]

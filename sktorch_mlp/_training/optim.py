@@ -11,7 +11,8 @@ the optimizer's state end up the same either way.
 The kernel still works tensor by tensor, and an MLP has two small tensors per layer.
 So the direct step also lays the parameters, their gradients and AdamW's two moments
 out as slices of one buffer each (:class:`FlatLayout`): every parameter stays its own
-tensor, a view of its slice, and the whole update is one kernel on four buffers.
+tensor, a view of its slice, and the update of each parameter group (the input
+embedding has a weight decay of its own) is one kernel on four slices of the buffers.
 
 Checking that the direct step applies is itself Python work per step; within one
 epoch of the engine nothing else touches the optimizer, and :class:`AdamWSteps`
@@ -33,7 +34,7 @@ def adamw_step(optimizer):
     """Update the parameters with their gradients, as ``optimizer.step()`` does.
 
     The direct path is taken when ``optimizer`` is a fused ``torch.optim.AdamW``
-    with one parameter group, plain options (no amsgrad, maximize, capturable or
+    whose parameter groups have plain options (no amsgrad, maximize, capturable or
     differentiable), a float learning rate, state already created (the first
     step goes through ``optimizer.step()``), a gradient for every parameter, and
     no step hooks; when the parameters share a dtype, a device and a step count;
@@ -58,7 +59,7 @@ def adamw_step(optimizer):
             optimizer.step()
             return None
         layout = _layouts[optimizer] = FlatLayout(optimizer)
-    layout.step(optimizer.param_groups[0])
+    layout.step(optimizer.param_groups)
     return layout
 
 
@@ -86,24 +87,24 @@ class AdamWSteps:
         """Update the parameters with their gradients, as ``optimizer.step()`` does."""
         layout = self._layout
         if layout is not None and layout.holds_gradients():
-            layout.step(self.optimizer.param_groups[0])
+            layout.step(self.optimizer.param_groups)
         else:
             self._layout = adamw_step(self.optimizer)
 
 
 def _direct_step_possible(optimizer):
-    if type(optimizer) is not torch.optim.AdamW or len(optimizer.param_groups) != 1:
+    if type(optimizer) is not torch.optim.AdamW:
         return False
-    group = optimizer.param_groups[0]
-    if not group.get("fused") or any(
-        group.get(option) for option in ("amsgrad", "maximize", "capturable", "differentiable")
-    ):
-        return False
-    numbers = (group["lr"], *group["betas"], group["eps"], group["weight_decay"])
-    if not all(isinstance(value, float | int) for value in numbers):
-        return False  # e.g. a tensor learning rate
-    params = group["params"]
-    if any(param.grad is None or param not in optimizer.state for param in params):
+    for group in optimizer.param_groups:
+        if not group.get("fused") or any(
+            group.get(option) for option in ("amsgrad", "maximize", "capturable", "differentiable")
+        ):
+            return False
+        numbers = (group["lr"], *group["betas"], group["eps"], group["weight_decay"])
+        if not all(isinstance(value, float | int) for value in numbers):
+            return False  # e.g. a tensor learning rate
+    params = _all_params(optimizer)
+    if not params or any(param.grad is None or param not in optimizer.state for param in params):
         return False
     hooks = (
         getattr(optimizer, "_optimizer_step_pre_hooks", None),
@@ -114,6 +115,20 @@ def _direct_step_possible(optimizer):
     if any(registered is None or registered for registered in hooks):
         return False  # hooks to run, or a torch that keeps them elsewhere
     return _fused_kernel_callable(params[0].device)
+
+
+def _all_params(optimizer):
+    """The parameters of every group of ``optimizer``, group after group, but empty ones.
+
+    A parameter of no elements (a network's vectors for one-hot groups, on a table
+    without any) has nothing to update and never a gradient, so ``optimizer.step()``
+    skips it; so does the direct step.
+    """
+    return [param for group in optimizer.param_groups for param in _group_params(group)]
+
+
+def _group_params(group):
+    return [param for param in group["params"] if param.numel()]
 
 
 @functools.cache
@@ -157,15 +172,18 @@ class FlatLayout:
     into it (loading a state dict, moving the module, assigning a new gradient) leaves
     the layout, which :meth:`holds` notices, and the next direct step builds a new one.
 
+    The parameters lie group after group, so that each parameter group is one slice
+    of every buffer, updated by one kernel with the group's options.
+
     Parameters
     ----------
     optimizer : torch.optim.AdamW
-        With one parameter group whose parameters all have a gradient and a state,
-        of one dtype and device, at the same step.
+        Whose parameters all have a gradient and a state, of one dtype and device,
+        at the same step.
     """
 
     def __init__(self, optimizer):
-        params = optimizer.param_groups[0]["params"]
+        params = _all_params(optimizer)
         states = [optimizer.state[param] for param in params]
         with torch.no_grad():
             self.params = torch.cat([param.detach().reshape(-1) for param in params])
@@ -173,7 +191,7 @@ class FlatLayout:
             self.exp_avgs = torch.cat([state["exp_avg"].reshape(-1) for state in states])
             self.exp_avg_sqs = torch.cat([state["exp_avg_sq"].reshape(-1) for state in states])
             self.steps = torch.stack([state["step"] for state in states])
-        self.step_count = self.steps[0]  # all equal; the kernel reads one for the single buffer
+        self.step_count = self.steps[0]  # all equal; the kernel reads one for each slice
         self._views, start = [], 0
         for index, (param, state) in enumerate(zip(params, states, strict=True)):
             stop = start + param.numel()
@@ -185,26 +203,45 @@ class FlatLayout:
             views = (param.grad, state["exp_avg"], state["exp_avg_sq"], state["step"])
             self._views.append((param, param.data_ptr(), views))
             start = stop
+        # Each group's slices of the four buffers, made once: a view costs a few
+        # microseconds, and a step would otherwise make four per group.
+        self.group_sizes, self._slices, start = [], [], 0
+        buffers = (self.params, self.grads, self.exp_avgs, self.exp_avg_sqs)
+        for group in optimizer.param_groups:
+            params = _group_params(group)
+            stop = start + sum(param.numel() for param in params)
+            self.group_sizes.append(len(params))
+            self._slices.append(tuple(buffer[start:stop] for buffer in buffers))
+            start = stop
 
-    def step(self, group):
-        """One AdamW update of every parameter, with the options of ``group``."""
+    def step(self, groups):
+        """One AdamW update of every parameter, each group with its own options.
+
+        Parameters
+        ----------
+        groups : list of dict
+            The optimizer's ``param_groups``, in the order the layout was built from.
+        """
         self.steps.add_(1)  # every parameter's step count, which the bias correction uses
-        beta1, beta2 = group["betas"]
-        torch._fused_adamw_(
-            [self.params],
-            [self.grads],
-            [self.exp_avgs],
-            [self.exp_avg_sqs],
-            [],
-            [self.step_count],
-            amsgrad=False,
-            lr=group["lr"],
-            beta1=beta1,
-            beta2=beta2,
-            weight_decay=group["weight_decay"],
-            eps=group["eps"],
-            maximize=False,
-        )
+        for group, (params, grads, exp_avgs, exp_avg_sqs) in zip(groups, self._slices, strict=True):
+            if not len(params):
+                continue
+            beta1, beta2 = group["betas"]
+            torch._fused_adamw_(
+                [params],
+                [grads],
+                [exp_avgs],
+                [exp_avg_sqs],
+                [],
+                [self.step_count],
+                amsgrad=False,
+                lr=group["lr"],
+                beta1=beta1,
+                beta2=beta2,
+                weight_decay=group["weight_decay"],
+                eps=group["eps"],
+                maximize=False,
+            )
 
     @staticmethod
     def possible(optimizer):
@@ -213,7 +250,7 @@ class FlatLayout:
         Reads the step counts, so on a GPU it waits for the device: it is called only
         when a layout is to be built.
         """
-        params = optimizer.param_groups[0]["params"]
+        params = _all_params(optimizer)
         first = params[0]
         if any(param.dtype != first.dtype or param.device != first.device for param in params):
             return False
@@ -229,9 +266,9 @@ class FlatLayout:
 
     def holds(self, optimizer):
         """Whether every tensor of ``optimizer``'s update is still a view in this layout."""
-        params = optimizer.param_groups[0]["params"]
-        if len(params) != len(self._views):
+        if [len(_group_params(group)) for group in optimizer.param_groups] != self.group_sizes:
             return False
+        params = _all_params(optimizer)
         for param, (expected, data_ptr, views) in zip(params, self._views, strict=True):
             if param is not expected or param.data_ptr() != data_ptr:
                 return False
