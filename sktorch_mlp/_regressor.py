@@ -128,7 +128,17 @@ class TorchMLPRegressor(RegressorMixin, BaseEstimator):
 
     weight_decay : float >= 0, default=0.4
         Decoupled weight decay (AdamW): every step shrinks the weights by
-        ``lr * weight_decay`` times their value.
+        ``lr * weight_decay`` times their value. It applies to the hidden and
+        output layers, and to the input embedding unless
+        ``embedding_weight_decay`` says otherwise.
+
+    embedding_weight_decay : float >= 0 or None, default=None
+        Weight decay of the input embedding (``embedding="periodic"`` or
+        ``"piecewise"``, the vectors of one-hot groups and of categories), in a
+        parameter group of its own; None applies ``weight_decay`` to it too. Less
+        decay on the embedding than on the layers leaves it free to draw sharper
+        functions of each feature while the layers that combine the features stay
+        regularized: a setting to search on tables of a few numeric columns.
 
     ema_decay : float in [0, 1), default=0.99
         Decay of an exponential moving average of the weights, kept beside the
@@ -335,6 +345,7 @@ default="from_dtype"
         "lr": [Interval(Real, 0, None, closed="neither")],
         "lr_schedule": [StrOptions({"constant", "plateau", "cosine"})],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "embedding_weight_decay": [Interval(Real, 0, None, closed="left"), None],
         "ema_decay": [Interval(Real, 0, 1, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
@@ -363,6 +374,7 @@ default="from_dtype"
         lr=1e-3,
         lr_schedule="plateau",
         weight_decay=0.4,
+        embedding_weight_decay=None,
         ema_decay=0.99,
         batch_size=128,
         max_epochs=200,
@@ -389,6 +401,7 @@ default="from_dtype"
         self.lr = lr
         self.lr_schedule = lr_schedule
         self.weight_decay = weight_decay
+        self.embedding_weight_decay = embedding_weight_decay
         self.ema_decay = ema_decay
         self.batch_size = batch_size
         self.max_epochs = max_epochs
@@ -726,6 +739,12 @@ default="from_dtype"
                 X_valid = _transform_numbers(input_transformer, X_valid, n_codes, copy=False)
                 validation_data = (X_valid, y_valid)
 
+        embedding_weight_decay = self.embedding_weight_decay
+        if embedding_weight_decay is not None:
+            embedding_weight_decay = float(embedding_weight_decay)
+        if resume and streaming:
+            # Adam's state continues, in the parameter groups it was saved with.
+            embedding_weight_decay = self._net_config.get("embedding_weight_decay")
         if resume:
             passthrough_features = self._net_config.get("passthrough_features", [])
             passthrough_groups = self._net_config.get("passthrough_groups")
@@ -755,6 +774,7 @@ default="from_dtype"
             lr=float(self.lr),
             lr_schedule="constant" if streaming else self.lr_schedule,
             weight_decay=float(self.weight_decay),
+            embedding_weight_decay=embedding_weight_decay,
             ema_decay=0.0 if streaming else float(self.ema_decay),
             batch_size=int(self.batch_size),
             max_epochs=1 if streaming else int(self.max_epochs),

@@ -177,3 +177,32 @@ def test_a_model_saved_before_the_number_of_bins_was_configured_loads_with_48_bi
 
     assert loaded.net_.module_.embedding.weight.shape[1] == 48
     np.testing.assert_allclose(loaded.predict(X), model.predict(X))
+
+
+def test_a_model_saved_before_the_embedding_had_its_own_decay_loads_and_continues():
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    y = X @ [1.0, -2.0, 0.5]
+    model = small_model(embedding="piecewise", embedding_weight_decay=None).fit(X, y)
+    del model._net_config["embedding_weight_decay"]  # as those models saved their configuration
+    model.set_params(embedding_weight_decay=0.1)  # and a decay of its own asked for now
+
+    loaded = pickle.loads(pickle.dumps(model))
+
+    np.testing.assert_allclose(loaded.predict(X), model.predict(X))
+    # Adam's state continues in the one parameter group it was saved with.
+    loaded.partial_fit(X, y)
+    assert [group["weight_decay"] for group in loaded.net_.optimizer_.param_groups] == [0.4]
+
+
+def test_the_embeddings_decay_is_kept_through_saving_and_partial_fit():
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    y = X @ [1.0, -2.0, 0.5]
+    model = small_model(embedding="piecewise", embedding_weight_decay=0.05).fit(X, y)
+
+    loaded = pickle.loads(pickle.dumps(model))
+    loaded.partial_fit(X, y)
+
+    decays = [group["weight_decay"] for group in loaded.net_.optimizer_.param_groups]
+    assert decays == [0.05, 0.4]
+    embedding = {id(param) for param in loaded.net_.module_.embedding.parameters()}
+    assert {id(param) for param in loaded.net_.optimizer_.param_groups[0]["params"]} == embedding

@@ -273,6 +273,7 @@ def test_set_params_then_refit(regression_data):
         ({"dropout": -0.1}, "dropout"),
         ({"lr": 0.0}, "lr"),
         ({"weight_decay": -1.0}, "weight_decay"),
+        ({"embedding_weight_decay": -1.0}, "embedding_weight_decay"),
         ({"batch_size": 0}, "batch_size"),
         ({"max_epochs": 0}, "max_epochs"),
         ({"validation_fraction": 1.0}, "validation_fraction"),

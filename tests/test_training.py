@@ -125,6 +125,33 @@ def test_warm_start_with_another_architecture_is_refused(regression_data):
     assert model.net_.module_.output.in_features == 16
 
 
+@pytest.mark.parametrize("embedding", ["piecewise", "periodic"])
+def test_the_embedding_is_decayed_by_its_own_weight_decay(regression_data, embedding):
+    X, y = regression_data
+    lr = 1e-2
+    params = dict(
+        hidden_layer_sizes=(8,),
+        embedding=embedding,
+        lr=lr,
+        weight_decay=0.0,
+        ema_decay=0.0,
+        early_stopping=False,
+        max_epochs=2,
+        random_state=0,
+    )
+    # lr * embedding_weight_decay = 1: each step first sets the embedding to zero, so it
+    # holds no more than the last Adam step; the layers, undecayed, keep their scale.
+    decayed = TorchMLPRegressor(**params, embedding_weight_decay=1 / lr).fit(X, y)
+    undecayed = TorchMLPRegressor(**params, embedding_weight_decay=None).fit(X, y)
+
+    def largest(module):
+        return max(param.abs().max().item() for param in module.parameters() if param.numel())
+
+    assert largest(decayed.net_.module_.embedding) < 5 * lr
+    assert largest(undecayed.net_.module_.embedding) > 10 * lr
+    assert largest(decayed.net_.module_.hidden) > 10 * lr
+
+
 def test_cosine_schedule_anneals_the_learning_rate_to_zero(regression_data):
     X, y = regression_data
     model = exact_model(lr_schedule="cosine", max_epochs=8).fit(X, y)

@@ -392,6 +392,7 @@ def build_net(
     mixed_precision=None,
     compile_mode=None,
     ema_decay=0.0,
+    embedding_weight_decay=None,
 ):
     """Configure (but do not initialize) the skorch net that trains the MLP.
 
@@ -426,6 +427,10 @@ def build_net(
         Decay per step of the moving average of the weights that is validated and
         kept (:class:`~sktorch_mlp._training.averaging.WeightAverage`); 0 keeps the
         trained weights themselves, as models saved before it was introduced do.
+    embedding_weight_decay : float or None
+        Weight decay of the input embedding's parameters, in a parameter group of
+        their own; None: ``weight_decay``, as in models saved before it was
+        introduced.
 
     Other parameters are those of :class:`~sktorch_mlp.TorchMLPRegressor`;
     ``device`` is already resolved (e.g. "cpu" or "cuda:0").
@@ -486,6 +491,12 @@ def build_net(
         optimizer=torch.optim.AdamW,
         lr=lr,
         optimizer__weight_decay=weight_decay,
+        # skorch's groups by parameter name; a network without an embedding matches none.
+        optimizer__param_groups=(
+            []
+            if embedding_weight_decay is None
+            else [("embedding.*", {"weight_decay": embedding_weight_decay})]
+        ),
         optimizer__fused=True if supports_fused_adamw(str(device)) else None,
         batch_size=batch_size,
         max_epochs=max_epochs,
