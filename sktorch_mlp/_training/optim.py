@@ -12,7 +12,7 @@ The kernel still works tensor by tensor, and an MLP has two small tensors per la
 So the direct step also lays the parameters, their gradients and AdamW's two moments
 out as slices of one buffer each (:class:`FlatLayout`): every parameter stays its own
 tensor, a view of its slice, and the update of each parameter group (the input
-embedding has a weight decay of its own) is one kernel on four slices of the buffers.
+embedding can have a weight decay of its own) is one kernel on four slices of the buffers.
 
 Checking that the direct step applies is itself Python work per step; within one
 epoch of the engine nothing else touches the optimizer, and :class:`AdamWSteps`
