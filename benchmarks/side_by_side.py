@@ -9,6 +9,8 @@ alike; the times are the epochs after the first, from ``history_[:, "dur"]``.
 Run: ``python benchmarks/side_by_side.py 143f4be 0cbade3 --repeats 10`` (about 3 minutes on a
 2-core CPU). With ``--whole-fits``, each version's default model is instead fitted to the end
 (early stopping included) and the whole fit is timed: what a user waits for, epochs and all.
+``--data friedman1`` trains on 8,000 rows of ``make_friedman1`` instead of California housing's
+training split: ten numeric columns, none of them two-valued.
 """
 
 import argparse
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.datasets import make_friedman1
 from speed import PLAIN_ARCHITECTURE, california_training_split
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -35,6 +38,17 @@ NETWORKS = {
         hidden_layer_sizes=(256, 256), dropout=0.0, batch_size=128, lr=1e-3, **PLAIN_ARCHITECTURE
     ),
     "default model": dict(early_stopping=False),
+}
+
+
+def friedman1_training_rows():
+    X, y = make_friedman1(n_samples=10_000, random_state=0)
+    return X[:8_000], y[:8_000]
+
+
+DATA = {
+    "california": ("California housing training split", california_training_split),
+    "friedman1": ("friedman1, 8,000 rows", friedman1_training_rows),
 }
 
 
@@ -71,7 +85,7 @@ def whole_fit(estimator_class, X, y):
     return time.perf_counter() - start, model.n_iter_
 
 
-def report_whole_fits(versions, X, y, repeats):
+def report_whole_fits(versions, X, y, repeats, data_name):
     fits = {name: [] for name in versions}
     for repeat in range(repeats):
         order = list(versions.items())
@@ -79,7 +93,7 @@ def report_whole_fits(versions, X, y, repeats):
             fits[name].append(whole_fit(estimator_class, X, y))
     names = list(versions)
     print(
-        f"California housing training split, default model fitted to the end, {repeats} fit(s) "
+        f"{data_name}, default model fitted to the end, {repeats} fit(s) "
         f"per version, torch threads {torch.get_num_threads()}."
     )
     print()
@@ -105,16 +119,18 @@ def main():
     parser.add_argument(
         "--whole-fits", action="store_true", help="time whole default fits, early stopping on"
     )
+    parser.add_argument("--data", choices=DATA, default="california", help="the training rows")
     args = parser.parse_args()
 
     from sktorch_mlp import TorchMLPRegressor
 
-    X, y = california_training_split()
+    data_name, load = DATA[args.data]
+    X, y = load()
     with tempfile.TemporaryDirectory() as folder:
         versions = dict(import_revision(revision, folder) for revision in args.revisions)
         versions["checkout"] = TorchMLPRegressor
         if args.whole_fits:
-            report_whole_fits(versions, X, y, args.repeats)
+            report_whole_fits(versions, X, y, args.repeats, data_name)
             return
         times = {(network, name): [] for network in NETWORKS for name in versions}
         for repeat in range(args.repeats):
@@ -125,7 +141,7 @@ def main():
 
     names = list(versions)
     print(
-        f"California housing training split, {args.epochs} epochs per fit, {args.repeats} fits "
+        f"{data_name}, {args.epochs} epochs per fit, {args.repeats} fits "
         f"per version, torch threads {torch.get_num_threads()}; ms per epoch after the first, "
         "fastest (median)."
     )
